@@ -1,0 +1,26 @@
+// Input checks of spec section 7, shared by every op and every backend.
+//
+// Each check throws c10::Error (RuntimeError in Python) whose message starts with the op name
+// and names the argument and what was expected. They only read their arguments, so an op that
+// runs them all before its kernel changes nothing when one fails.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace centerloss::checks {
+
+// features [N, D] floating (f32/f64/f16/bf16), labels [N] integer, centers [K, D] f32/f64,
+// all on one device, D equal. Also checks every label is in [0, K) (one device sync on CUDA),
+// reporting the first bad value and its position.
+void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                 const at::Tensor& centers);
+
+void check_margin(const char* op, double margin);
+void check_alpha(const char* op, double alpha);
+void check_reduction(const char* op, int64_t reduction);
+void check_update_rule(const char* op, int64_t rule);  // Paper or Mean only
+
+// Labels as a contiguous int64 tensor (a copy only when needed).
+at::Tensor labels_as_int64(const at::Tensor& labels);
+
+}  // namespace centerloss::checks

@@ -1,0 +1,52 @@
+// Backend kernels: the one interface that csrc/cpu and csrc/cuda implement.
+//
+// The op layer (csrc/ops.cpp) has already checked every argument (csrc/checks.h) and made
+// features and labels contiguous, labels int64, and centers contiguous, before calling these.
+// Kernels therefore assume valid input and never throw on user error.
+//
+// Shapes: features [N, D] (float32, float64, float16, bfloat16), labels [N] int64 in [0, K),
+// centers [K, D] (float32 or float64). acc_t is float, or double when features or centers are
+// double.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+namespace centerloss::kernels {
+
+// Forward pass, fused: gathers c_{y_i}, computes the per-sample loss, the reduced loss and the
+// scaled per-sample gradient basis in one pass over the batch.
+// Returns (loss, grad_basis):
+//   loss        reduction None: [N] per-sample losses; Mean/Sum: [] scalar. dtype acc_t.
+//   grad_basis  [N, D] in the features' dtype: s * g_i * (x_i - c_{y_i}), i.e. dLoss/dx_i for
+//               an incoming gradient of 1 (s = reduction scale, g_i = margin coefficient).
+// The scalar reduction is a fixed-order sum: bitwise identical for any thread count.
+std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const at::Tensor& labels,
+                                               const at::Tensor& centers, double margin,
+                                               int64_t reduction);
+
+// Backward: grad_features[i, :] = grad_loss * grad_basis[i, :] (grad_loss scalar for Mean/Sum,
+// [N] for None). Returns a new tensor of the features' dtype; never writes to grad_basis.
+at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
+
+// Center step of spec section 3 for rules Paper and Mean, in place on `centers`:
+//   c_j <- c_j - step_factor(n_j) * sum_{i: y_i = j} (c_j - x_i)
+// only for classes present in the batch; per-class sums in batch order (deterministic).
+// If any feature row holds a NaN or an infinity, nothing is written and false is returned.
+bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
+                        double alpha, int64_t rule);
+
+#if defined(CENTERLOSS_WITH_CUDA)
+std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
+                                                const at::Tensor& labels,
+                                                const at::Tensor& centers, double margin,
+                                                int64_t reduction);
+at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
+// `deterministic`: sort by label and reduce per class in batch order; otherwise atomics may be
+// used. Returns false (and writes nothing) when a feature row is non-finite.
+bool update_centers_cuda(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
+                         double alpha, int64_t rule, bool deterministic);
+#endif
+
+}  // namespace centerloss::kernels

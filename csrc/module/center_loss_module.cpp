@@ -1,0 +1,121 @@
+// centerloss::CenterLossImpl: owns the centers, applies the update rule, saves and loads state.
+// All maths is in the ops (csrc/ops.cpp); this file only decides when to call them.
+#include <torch/nn/init.h>
+#include <torch/serialize/input-archive.h>
+
+#include "centerloss/center_loss.h"
+
+namespace centerloss {
+namespace {
+
+const char* rule_name(UpdateRule rule) {
+  switch (rule) {
+    case UpdateRule::Paper: return "paper";
+    case UpdateRule::Mean: return "mean";
+    case UpdateRule::Gradient: return "gradient";
+  }
+  return "?";
+}
+
+const char* reduction_name(Reduction reduction) {
+  switch (reduction) {
+    case Reduction::None: return "none";
+    case Reduction::Mean: return "mean";
+    case Reduction::Sum: return "sum";
+  }
+  return "?";
+}
+
+// Reads `key` from the archive and checks its shape before anything is replaced.
+at::Tensor read_checked(torch::serialize::InputArchive& archive, const std::string& key,
+                        const at::Tensor& current, bool is_buffer) {
+  at::Tensor loaded;
+  TORCH_CHECK(archive.try_read(key, loaded, is_buffer), "CenterLoss.load: the archive has no '",
+              key, "'");
+  TORCH_CHECK(loaded.sizes() == current.sizes(), "CenterLoss.load: '", key, "' has shape ",
+              loaded.sizes(), " in the archive but this module expects ", current.sizes());
+  return loaded;
+}
+
+}  // namespace
+
+CenterLossImpl::CenterLossImpl(const CenterLossOptions& options_) : options(options_) {
+  TORCH_CHECK(options.num_classes() >= 1, "CenterLoss: num_classes must be >= 1, got ",
+              options.num_classes());
+  TORCH_CHECK(options.feature_dim() >= 1, "CenterLoss: feature_dim must be >= 1, got ",
+              options.feature_dim());
+  TORCH_CHECK(options.alpha() > 0.0 && options.alpha() <= 1.0,
+              "CenterLoss: alpha must be in (0, 1], got ", options.alpha());
+  TORCH_CHECK(options.margin() >= 0.0 && std::isfinite(options.margin()),
+              "CenterLoss: margin must be a finite number >= 0, got ", options.margin());
+  TORCH_CHECK(options.init_std() > 0.0, "CenterLoss: init_std must be > 0, got ",
+              options.init_std());
+  reset();
+}
+
+void CenterLossImpl::reset() {
+  at::Tensor centers = torch::zeros({options.num_classes(), options.feature_dim()});
+  {
+    torch::NoGradGuard no_grad;
+    if (options.init() == Init::Normal) centers.normal_(0.0, options.init_std());
+    if (options.init() == Init::Xavier) torch::nn::init::xavier_uniform_(centers);
+  }
+  if (options.update() == UpdateRule::Gradient) {
+    centers_ = register_parameter("centers", centers);
+  } else {
+    centers_ = register_buffer("centers", centers);
+  }
+  skipped_updates_ = register_buffer("skipped_updates", torch::zeros({}, torch::kLong));
+  if (options.init() == Init::FirstSight) {
+    seen_ = register_buffer("seen", torch::zeros({options.num_classes()}, torch::kBool));
+  }
+}
+
+void CenterLossImpl::pretty_print(std::ostream& stream) const {
+  stream << "centerloss::CenterLoss(num_classes=" << options.num_classes()
+         << ", feature_dim=" << options.feature_dim() << ", alpha=" << options.alpha()
+         << ", reduction=" << reduction_name(options.reduction())
+         << ", update=" << rule_name(options.update()) << ", margin=" << options.margin() << ")";
+}
+
+at::Tensor CenterLossImpl::forward(const at::Tensor& features, const at::Tensor& labels) {
+  if (seen_.defined() && is_training()) {
+    init_centers_first_sight_(centers_, seen_, features.detach(), labels);
+  }
+  at::Tensor loss = center_loss(features, labels, centers_, options.margin(), options.reduction());
+  if (is_training() && options.update_in_forward() && options.update() != UpdateRule::Gradient) {
+    step_centers(features, labels);
+  }
+  return loss;
+}
+
+at::Tensor CenterLossImpl::step_centers(const at::Tensor& features, const at::Tensor& labels) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor applied =
+      update_centers_(centers_, features.detach(), labels, options.alpha(), options.update());
+  skipped_updates_.add_(applied.logical_not());  // counted on the device: no host sync
+  return applied;
+}
+
+bool CenterLossImpl::update_centers(const at::Tensor& features, const at::Tensor& labels) {
+  TORCH_CHECK(options.update() != UpdateRule::Gradient,
+              "CenterLoss.update_centers: the module uses update=gradient; its optimizer moves "
+              "the centers");
+  return step_centers(features, labels).item<bool>();
+}
+
+int64_t CenterLossImpl::skipped_updates() const { return skipped_updates_.item<int64_t>(); }
+
+void CenterLossImpl::load(torch::serialize::InputArchive& archive) {
+  const bool is_param = options.update() == UpdateRule::Gradient;
+  const at::Tensor centers = read_checked(archive, "centers", centers_, !is_param);
+  const at::Tensor skipped = read_checked(archive, "skipped_updates", skipped_updates_, true);
+  at::Tensor seen;
+  if (seen_.defined()) seen = read_checked(archive, "seen", seen_, true);
+  torch::NoGradGuard no_grad;  // every shape is known good: now replace, keeping identities
+  centers_.copy_(centers);
+  skipped_updates_.copy_(skipped);
+  if (seen_.defined()) seen_.copy_(seen);
+}
+
+}  // namespace centerloss

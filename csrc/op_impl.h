@@ -1,0 +1,68 @@
+// Backend-independent bodies of the registered ops: check every argument, bring the inputs
+// into the layout the kernels expect, then call one backend's kernel. Instantiated once per
+// backend (csrc/ops.cpp for CPU, csrc/cuda/register_cuda.cpp for CUDA), so the checks and the
+// preparation exist once.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/core/DeviceGuard.h>
+
+#include <tuple>
+
+#include "checks.h"
+
+namespace centerloss::op_impl {
+
+template <auto ForwardKernel>
+std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at::Tensor& labels,
+                                           const at::Tensor& centers, double margin,
+                                           int64_t reduction) {
+  static constexpr const char* op = "centerloss.forward";
+  checks::check_batch(op, features, labels, centers);
+  checks::check_margin(op, margin);
+  checks::check_reduction(op, reduction);
+  const c10::DeviceGuard guard(features.device());
+  return ForwardKernel(features.contiguous(), checks::labels_as_int64(labels),
+                       centers.contiguous(), margin, reduction);
+}
+
+template <auto BackwardKernel>
+at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
+  static constexpr const char* op = "centerloss.backward";
+  TORCH_CHECK(grad_basis.dim() == 2, op, ": grad_basis must be 2-D [N, D], got shape ",
+              grad_basis.sizes());
+  TORCH_CHECK(grad_loss.dim() == 0 || (grad_loss.dim() == 1 && grad_loss.size(0) == grad_basis.size(0)),
+              op, ": grad_loss must be a scalar or have shape [N] = [", grad_basis.size(0),
+              "], got shape ", grad_loss.sizes());
+  TORCH_CHECK(grad_loss.device() == grad_basis.device(), op, ": grad_loss is on ",
+              grad_loss.device(), " but grad_basis is on ", grad_basis.device());
+  const c10::DeviceGuard guard(grad_basis.device());
+  const auto acc_type =
+      grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return BackwardKernel(grad_loss.to(acc_type).contiguous(), grad_basis.contiguous());
+}
+
+template <auto UpdateKernel>
+at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
+                          const at::Tensor& labels, double alpha, int64_t rule) {
+  static constexpr const char* op = "centerloss.update_centers_";
+  checks::check_batch(op, features, labels, centers);
+  checks::check_alpha(op, alpha);
+  checks::check_update_rule(op, rule);
+  const c10::DeviceGuard guard(features.device());
+  bool applied = true;
+  if (features.size(0) > 0) {
+    if (centers.is_contiguous()) {
+      applied = UpdateKernel(centers, features.contiguous(), checks::labels_as_int64(labels),
+                             alpha, rule);
+    } else {  // strided centers: step a contiguous copy, then write back
+      at::Tensor work = centers.contiguous();
+      applied = UpdateKernel(work, features.contiguous(), checks::labels_as_int64(labels), alpha,
+                             rule);
+      if (applied) centers.copy_(work);
+    }
+  }
+  return at::scalar_tensor(applied, centers.options().dtype(at::kBool));
+}
+
+}  // namespace centerloss::op_impl

@@ -1,0 +1,235 @@
+// Registration of the centerloss ops with the PyTorch dispatcher (schema, CPU, Meta,
+// autograd), and the C++ functional API of include/centerloss/ops.h that calls them.
+//
+// Ops (torch.ops.centerloss.*):
+//   forward(features, labels, centers, margin, reduction) -> (loss, grad_basis)
+//   backward(grad_loss, grad_basis) -> grad_features
+//   center_loss(features, labels, centers, margin=0, reduction=1) -> loss      [autograd]
+//   update_centers_(centers!, features, labels, alpha=0.5, rule=0) -> applied (bool, 0-d)
+//   init_centers_first_sight_(centers!, seen!, features, labels) -> initialised (int64, 0-d)
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "centerloss/ops.h"
+#include "checks.h"
+#include "kernels.h"
+#include "op_impl.h"
+
+namespace centerloss {
+namespace {
+
+using at::Tensor;
+
+std::tuple<Tensor, Tensor> call_forward(const Tensor& features, const Tensor& labels,
+                                        const Tensor& centers, double margin, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::forward", "")
+                       .typed<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&,
+                                                         const Tensor&, double, int64_t)>();
+  return op.call(features, labels, centers, margin, reduction);
+}
+
+Tensor call_backward(const Tensor& grad_loss, const Tensor& grad_basis) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::backward", "")
+                       .typed<Tensor(const Tensor&, const Tensor&)>();
+  return op.call(grad_loss, grad_basis);
+}
+
+// Autograd: the gradient basis is computed in forward from the centers of that moment and
+// saved; backward only scales it, so a center step between forward and backward changes
+// nothing, and backward never writes to saved tensors (retain_graph works).
+class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& features,
+                        const Tensor& labels, const Tensor& centers, double margin,
+                        int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [loss, grad_basis] = call_forward(features, labels, centers, margin, reduction);
+    ctx->save_for_backward({grad_basis, checks::labels_as_int64(labels)});
+    ctx->saved_data["num_classes"] = centers.size(0);
+    ctx->saved_data["centers_dtype"] = static_cast<int64_t>(centers.scalar_type());
+    return loss;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& grad_basis = saved[0];
+    const Tensor& labels64 = saved[1];
+    Tensor grad_features = call_backward(grads[0], grad_basis);
+    Tensor grad_centers;
+    if (ctx->needs_input_grad(2)) {  // UpdateRule::Gradient: dL/dc_j = -sum_{y_i=j} dL/dx_i
+      const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["centers_dtype"].toInt());
+      const int64_t num_classes = ctx->saved_data["num_classes"].toInt();
+      grad_centers = at::zeros({num_classes, grad_basis.size(1)}, grad_basis.options().dtype(dtype))
+                         .index_add_(0, labels64, grad_features.to(dtype), /*alpha=*/-1);
+    }
+    return {grad_features, Tensor(), grad_centers, Tensor(), Tensor()};
+  }
+};
+
+Tensor center_loss_autograd(const Tensor& features, const Tensor& labels, const Tensor& centers,
+                            double margin, int64_t reduction) {
+  return CenterLossFunction::apply(features, labels, centers, margin, reduction);
+}
+
+// Below autograd (inference mode, no_grad with plain tensors): just the forward.
+Tensor center_loss_no_autograd(const Tensor& features, const Tensor& labels,
+                               const Tensor& centers, double margin, int64_t reduction) {
+  return std::get<0>(call_forward(features, labels, centers, margin, reduction));
+}
+
+// First-sight initialisation, written with ATen primitives so one body serves every device;
+// it runs once per class, so it is not on the hot path.
+Tensor init_first_sight(Tensor& centers, Tensor& seen, const Tensor& features,
+                        const Tensor& labels) {
+  static constexpr const char* op = "centerloss.init_centers_first_sight_";
+  checks::check_batch(op, features, labels, centers);
+  TORCH_CHECK(seen.dim() == 1 && seen.size(0) == centers.size(0) &&
+                  seen.scalar_type() == at::kBool,
+              op, ": seen must be a bool tensor of shape [K] = [", centers.size(0), "], got ",
+              seen.scalar_type(), " of shape ", seen.sizes());
+  TORCH_CHECK(seen.device() == centers.device(), op, ": seen is on ", seen.device(),
+              " but centers is on ", centers.device());
+  const auto none = at::scalar_tensor(0, centers.options().dtype(at::kLong));
+  if (features.size(0) == 0) return none;
+  at::NoGradGuard no_grad;
+  const Tensor labels64 = checks::labels_as_int64(labels);
+  const Tensor unseen_rows = seen.index_select(0, labels64).logical_not();
+  if (!unseen_rows.any().item<bool>()) return none;
+  const Tensor x = features.to(centers.scalar_type());
+  if (!x.isfinite().all().item<bool>()) return none;  // NaN guard: change nothing
+  const Tensor new_labels = labels64.masked_select(unseen_rows);
+  const Tensor new_x = x.index_select(0, unseen_rows.nonzero().squeeze(1));
+  auto [classes, inverse, counts] =
+      at::_unique2(new_labels, /*sorted=*/true, /*return_inverse=*/true, /*return_counts=*/true);
+  const Tensor sums = at::zeros({classes.size(0), x.size(1)}, x.options())
+                          .index_add_(0, inverse, new_x);
+  centers.index_copy_(0, classes, sums.div_(counts.unsqueeze(1).to(sums.scalar_type())));
+  seen.index_fill_(0, classes, true);
+  return at::scalar_tensor(classes.size(0), centers.options().dtype(at::kLong));
+}
+
+// Meta (shape-only) kernels, for torch.compile / fake tensors.
+std::tuple<Tensor, Tensor> forward_meta(const Tensor& features, const Tensor& /*labels*/,
+                                        const Tensor& centers, double /*margin*/,
+                                        int64_t reduction) {
+  const auto acc = (features.scalar_type() == at::kDouble || centers.scalar_type() == at::kDouble)
+                       ? at::kDouble
+                       : at::kFloat;
+  auto loss = reduction == static_cast<int64_t>(Reduction::None)
+                  ? at::empty({features.size(0)}, features.options().dtype(acc))
+                  : at::empty({}, features.options().dtype(acc));
+  return {loss, at::empty_like(features, at::MemoryFormat::Contiguous)};
+}
+Tensor backward_meta(const Tensor& /*grad_loss*/, const Tensor& grad_basis) {
+  return at::empty_like(grad_basis, at::MemoryFormat::Contiguous);
+}
+Tensor update_centers_meta(Tensor& centers, const Tensor&, const Tensor&, double, int64_t) {
+  return at::empty({}, centers.options().dtype(at::kBool));
+}
+Tensor init_first_sight_meta(Tensor& centers, Tensor&, const Tensor&, const Tensor&) {
+  return at::empty({}, centers.options().dtype(at::kLong));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(centerloss, m) {
+  m.def(
+      "forward(Tensor features, Tensor labels, Tensor centers, float margin, int reduction) -> "
+      "(Tensor, Tensor)");
+  m.def("backward(Tensor grad_loss, Tensor grad_basis) -> Tensor");
+  m.def(
+      "center_loss(Tensor features, Tensor labels, Tensor centers, float margin=0.0, "
+      "int reduction=1) -> Tensor");
+  m.def(
+      "update_centers_(Tensor(a!) centers, Tensor features, Tensor labels, float alpha=0.5, "
+      "int rule=0) -> Tensor");
+  m.def(
+      "init_centers_first_sight_(Tensor(a!) centers, Tensor(b!) seen, Tensor features, "
+      "Tensor labels) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(centerloss, CPU, m) {
+  m.impl("forward", &op_impl::forward<kernels::forward_cpu>);
+  m.impl("backward", &op_impl::backward<kernels::backward_cpu>);
+  m.impl("update_centers_", &op_impl::update_centers<kernels::update_centers_cpu>);
+}
+
+TORCH_LIBRARY_IMPL(centerloss, Meta, m) {
+  m.impl("forward", &forward_meta);
+  m.impl("backward", &backward_meta);
+  m.impl("update_centers_", &update_centers_meta);
+  m.impl("init_centers_first_sight_", &init_first_sight_meta);
+}
+
+TORCH_LIBRARY_IMPL(centerloss, CompositeExplicitAutograd, m) {
+  m.impl("center_loss", &center_loss_no_autograd);
+  m.impl("init_centers_first_sight_", &init_first_sight);
+}
+
+TORCH_LIBRARY_IMPL(centerloss, Autograd, m) { m.impl("center_loss", &center_loss_autograd); }
+
+#if !defined(CENTERLOSS_WITH_CUDA)
+namespace {
+[[noreturn]] void no_cuda_kernels() {
+  TORCH_CHECK(false,
+              "centerloss was built without its CUDA kernels (CENTERLOSS_WITH_CUDA=OFF): "
+              "move the tensors to the CPU or rebuild with CUDA");
+}
+std::tuple<Tensor, Tensor> forward_no_cuda(const Tensor&, const Tensor&, const Tensor&, double,
+                                           int64_t) {
+  no_cuda_kernels();
+}
+Tensor backward_no_cuda(const Tensor&, const Tensor&) { no_cuda_kernels(); }
+Tensor update_no_cuda(Tensor&, const Tensor&, const Tensor&, double, int64_t) {
+  no_cuda_kernels();
+}
+}  // namespace
+
+TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
+  m.impl("forward", &forward_no_cuda);
+  m.impl("backward", &backward_no_cuda);
+  m.impl("update_centers_", &update_no_cuda);
+}
+#endif
+
+// ---- C++ functional API (include/centerloss/ops.h) ----
+
+Tensor center_loss(const Tensor& features, const Tensor& labels, const Tensor& centers,
+                   double margin, Reduction reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::center_loss", "")
+                       .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, double,
+                                     int64_t)>();
+  return op.call(features, labels, centers, margin, static_cast<int64_t>(reduction));
+}
+
+Tensor update_centers_(Tensor& centers, const Tensor& features, const Tensor& labels,
+                       double alpha, UpdateRule rule) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::update_centers_", "")
+                       .typed<Tensor(Tensor&, const Tensor&, const Tensor&, double, int64_t)>();
+  return op.call(centers, features, labels, alpha, static_cast<int64_t>(rule));
+}
+
+int64_t init_centers_first_sight_(Tensor& centers, Tensor& seen, const Tensor& features,
+                                  const Tensor& labels) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("centerloss::init_centers_first_sight_", "")
+          .typed<Tensor(Tensor&, Tensor&, const Tensor&, const Tensor&)>();
+  return op.call(centers, seen, features, labels).item<int64_t>();
+}
+
+bool has_cuda_kernels() {
+#if defined(CENTERLOSS_WITH_CUDA)
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace centerloss

@@ -1,0 +1,124 @@
+"""centerloss.CenterLoss: an nn.Module that owns the centers and moves them (spec section 3)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .functional import _reduction_code, center_loss, init_centers_first_sight_, update_centers_
+
+INITS = ("zeros", "normal", "xavier", "first_sight")
+UPDATES = ("paper", "mean", "gradient")
+
+
+class CenterLoss(nn.Module):
+    """Center loss with its K x D table of class centers.
+
+    forward(features [N, D], labels [N]) returns the loss (see ``centerloss.center_loss``). In
+    training mode with update "paper" or "mean" it then moves the centers of the classes in the
+    batch by one step, computed from the same centers the loss used:
+
+        paper: c_j -= alpha * sum_{y_i=j} (c_j - x_i) / (1 + n_j)   (Wen et al. 2016, Eq. 4)
+        mean:  c_j -= alpha * sum_{y_i=j} (c_j - x_i) / n_j         (IJCV 2019)
+
+    With update "gradient" the centers are an ``nn.Parameter`` for your optimizer. In eval mode,
+    or with ``update_in_forward=False``, centers never change in forward; ``update_centers``
+    applies one step explicitly. A batch with a NaN or infinity leaves every center untouched
+    and increments the ``skipped_updates`` buffer.
+
+    State in ``state_dict()``: ``centers`` [K, D] float32, ``skipped_updates`` (int64), and
+    ``seen`` [K] bool with ``init="first_sight"``. Loading a state of another shape raises.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        feature_dim: int,
+        alpha: float = 0.5,
+        reduction: str = "mean",
+        update: str = "paper",
+        margin: float = 0.0,
+        init: str = "zeros",
+        init_std: float = 1.0,
+        update_in_forward: bool = True,
+    ) -> None:
+        super().__init__()
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if int(feature_dim) < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {feature_dim}")
+        if not 0.0 < float(alpha) <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if not float(margin) >= 0.0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        if update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        _reduction_code(reduction)
+        self.num_classes = int(num_classes)
+        self.feature_dim = int(feature_dim)
+        self.alpha = float(alpha)
+        self.reduction = reduction
+        self.update = update
+        self.margin = float(margin)
+        self.init = init
+        self.init_std = float(init_std)
+        self.update_in_forward = bool(update_in_forward)
+
+        centers = torch.zeros(self.num_classes, self.feature_dim)
+        if init == "normal":
+            nn.init.normal_(centers, 0.0, self.init_std)
+        elif init == "xavier":
+            nn.init.xavier_uniform_(centers)
+        if update == "gradient":
+            self.centers = nn.Parameter(centers)
+        else:
+            self.register_buffer("centers", centers)
+        self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.int64))
+        if init == "first_sight":
+            self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, feature_dim={self.feature_dim}, alpha={self.alpha}, "
+            f"reduction={self.reduction!r}, update={self.update!r}, margin={self.margin}, "
+            f"init={self.init!r}"
+        )
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.init == "first_sight" and self.training:
+            init_centers_first_sight_(self.centers, self.seen, features, labels)
+        loss = center_loss(features, labels, self.centers, self.margin, self.reduction)
+        if self.training and self.update_in_forward and self.update != "gradient":
+            self._step(features, labels)
+        return loss
+
+    def _step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        applied = update_centers_(self.centers, features, labels, self.alpha, self.update)
+        self.skipped_updates.add_(applied.logical_not())  # on the device: no host sync
+        return applied
+
+    def update_centers(self, features: torch.Tensor, labels: torch.Tensor) -> bool:
+        """One explicit center step (for gradient accumulation or skipped AMP steps).
+
+        Returns False when the batch was non-finite and was skipped. Syncs on CUDA.
+        """
+        if self.update == "gradient":
+            raise RuntimeError(
+                "CenterLoss.update_centers: update='gradient' centers are moved by the optimizer"
+            )
+        return bool(self._step(features, labels))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("centers", "seen"):
+            key = prefix + name
+            if key in state_dict and hasattr(self, name):
+                expected = tuple(getattr(self, name).shape)
+                found = tuple(state_dict[key].shape)
+                if found != expected:
+                    raise RuntimeError(
+                        f"CenterLoss: '{key}' has shape {found} in the state but this module "
+                        f"expects {expected} (num_classes={self.num_classes}, "
+                        f"feature_dim={self.feature_dim})"
+                    )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
