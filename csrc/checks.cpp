@@ -33,11 +33,12 @@ int64_t first_bad_label_position(const at::Tensor& labels64, int64_t num_classes
 }  // namespace
 
 at::Tensor labels_as_int64(const at::Tensor& labels) {
+  if (labels.scalar_type() == at::kLong && labels.is_contiguous()) return labels;
   return labels.to(at::kLong).contiguous();
 }
 
-void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
-                 const at::Tensor& centers) {
+void check_batch_layout(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                        const at::Tensor& centers) {
   TORCH_CHECK(features.defined(), op, ": features is undefined");
   TORCH_CHECK(labels.defined(), op, ": labels is undefined");
   TORCH_CHECK(centers.defined(), op, ": centers is undefined");
@@ -65,6 +66,11 @@ void check_batch(const char* op, const at::Tensor& features, const at::Tensor& l
               " but features is on ", features.device());
   TORCH_CHECK(features.device() == centers.device(), op, ": centers is on ", centers.device(),
               " but features is on ", features.device());
+}
+
+void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                 const at::Tensor& centers) {
+  check_batch_layout(op, features, labels, centers);
   TORCH_CHECK(features.is_cpu() || features.is_cuda(), op,
               ": only CPU and CUDA tensors are supported, got ", features.device());
 

@@ -10,8 +10,12 @@
 namespace centerloss::checks {
 
 // features [N, D] floating (f32/f64/f16/bf16), labels [N] integer, centers [K, D] f32/f64,
-// all on one device, D equal. Also checks every label is in [0, K) (one device sync on CUDA),
-// reporting the first bad value and its position.
+// all on one device, D equal. Reads metadata only (also valid for meta/fake tensors).
+void check_batch_layout(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                        const at::Tensor& centers);
+
+// check_batch_layout, then every label in [0, K) (one device sync on CUDA), reporting the first
+// bad value and its position.
 void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                  const at::Tensor& centers);
 

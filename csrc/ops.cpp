@@ -113,9 +113,12 @@ Tensor init_first_sight(Tensor& centers, Tensor& seen, const Tensor& features,
 }
 
 // Meta (shape-only) kernels, for torch.compile / fake tensors.
-std::tuple<Tensor, Tensor> forward_meta(const Tensor& features, const Tensor& /*labels*/,
-                                        const Tensor& centers, double /*margin*/,
+std::tuple<Tensor, Tensor> forward_meta(const Tensor& features, const Tensor& labels,
+                                        const Tensor& centers, double margin,
                                         int64_t reduction) {
+  checks::check_batch_layout("centerloss.forward", features, labels, centers);
+  checks::check_margin("centerloss.forward", margin);
+  checks::check_reduction("centerloss.forward", reduction);
   const auto acc = (features.scalar_type() == at::kDouble || centers.scalar_type() == at::kDouble)
                        ? at::kDouble
                        : at::kFloat;
@@ -127,10 +130,16 @@ std::tuple<Tensor, Tensor> forward_meta(const Tensor& features, const Tensor& /*
 Tensor backward_meta(const Tensor& /*grad_loss*/, const Tensor& grad_basis) {
   return at::empty_like(grad_basis, at::MemoryFormat::Contiguous);
 }
-Tensor update_centers_meta(Tensor& centers, const Tensor&, const Tensor&, double, int64_t) {
+Tensor update_centers_meta(Tensor& centers, const Tensor& features, const Tensor& labels,
+                           double alpha, int64_t rule) {
+  checks::check_batch_layout("centerloss.update_centers_", features, labels, centers);
+  checks::check_alpha("centerloss.update_centers_", alpha);
+  checks::check_update_rule("centerloss.update_centers_", rule);
   return at::empty({}, centers.options().dtype(at::kBool));
 }
-Tensor init_first_sight_meta(Tensor& centers, Tensor&, const Tensor&, const Tensor&) {
+Tensor init_first_sight_meta(Tensor& centers, Tensor&, const Tensor& features,
+                             const Tensor& labels) {
+  checks::check_batch_layout("centerloss.init_centers_first_sight_", features, labels, centers);
   return at::empty({}, centers.options().dtype(at::kLong));
 }
 

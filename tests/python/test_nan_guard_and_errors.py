@@ -1,0 +1,116 @@
+"""Bad input (spec section 7) and the NaN guard (section 3): clear errors, nothing changes."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import centerloss
+
+
+def case():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 3, generator=g), torch.tensor([0, 1, 2, 3, 0, 1]), torch.randn(4, 3, generator=g)
+
+
+BAD_CALLS = [
+    # (description, kwargs override, expected message fragment)
+    ("features 3-D", dict(features=torch.randn(6, 3, 1)), "features must be 2-D"),
+    ("labels 2-D", dict(labels=torch.zeros(6, 1, dtype=torch.long)), "labels must be 1-D"),
+    ("N mismatch", dict(labels=torch.zeros(5, dtype=torch.long)), "labels has 5 entries"),
+    ("D mismatch", dict(features=torch.randn(6, 2)), "features has D = 2 but centers has D = 3"),
+    ("float labels", dict(labels=torch.zeros(6)), "labels must have an integer dtype"),
+    ("bool labels", dict(labels=torch.zeros(6, dtype=torch.bool)), "labels must have an integer dtype"),
+    ("negative label", dict(labels=torch.tensor([0, 1, -1, 0, 0, 0])), "found label -1 at position 2"),
+    ("label >= K", dict(labels=torch.tensor([0, 1, 2, 3, 4, 9])), "found label 4 at position 4"),
+    ("int features", dict(features=torch.zeros(6, 3, dtype=torch.int32)), "features must be float32"),
+    ("half centers", dict(centers=torch.zeros(4, 3, dtype=torch.float16)), "centers must be float32 or float64"),
+    ("meta centers", dict(centers=torch.zeros(4, 3, device="meta")), "centers is on meta"),
+]
+
+
+@pytest.mark.parametrize("what,override,message", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_bad_input_names_argument_and_changes_nothing(what, override, message):
+    features, labels, centers = case()
+    args = dict(features=features, labels=labels, centers=centers)
+    args.update(override)
+    snapshot = {k: v.clone() for k, v in args.items() if v.device.type != "meta"}
+    with pytest.raises(RuntimeError, match=message):
+        centerloss.center_loss(args["features"], args["labels"], args["centers"])
+    with pytest.raises(RuntimeError, match=message):
+        centerloss.update_centers_(args["centers"], args["features"], args["labels"])
+    for k, v in snapshot.items():
+        assert torch.equal(args[k], v), f"{k} changed by a failed call ({what})"
+
+
+def test_module_with_bad_labels_changes_nothing():
+    features, _, _ = case()
+    m = centerloss.CenterLoss(4, 3, init="first_sight")
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(RuntimeError, match="found label 7 at position 1"):
+        m(features, torch.tensor([0, 7, 0, 0, 0, 0]))
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(alpha=0.0), "alpha must be in"),
+        (dict(alpha=1.5), "alpha must be in"),
+        (dict(margin=-0.1), "margin must be"),
+        (dict(reduction="avg"), "reduction must be"),
+        (dict(update="sgd"), "update must be"),
+        (dict(init="ones"), "init must be"),
+    ],
+)
+def test_bad_module_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        centerloss.CenterLoss(4, 3, **kwargs)
+
+
+@pytest.mark.parametrize("k,d", [(0, 3), (3, 0)])
+def test_bad_module_sizes(k, d):
+    with pytest.raises(ValueError, match="must be >= 1"):
+        centerloss.CenterLoss(k, d)
+
+
+def test_op_level_alpha_and_margin_checks():
+    features, labels, centers = case()
+    before = centers.clone()
+    with pytest.raises(RuntimeError, match="alpha must be in"):
+        torch.ops.centerloss.update_centers_(centers, features, labels, 0.0, 0)
+    with pytest.raises(RuntimeError, match="rule must be"):
+        torch.ops.centerloss.update_centers_(centers, features, labels, 0.5, 2)
+    with pytest.raises(RuntimeError, match="margin must be"):
+        torch.ops.centerloss.center_loss(features, labels, centers, -1.0, 1)
+    with pytest.raises(RuntimeError, match="reduction must be"):
+        torch.ops.centerloss.center_loss(features, labels, centers, 0.0, 5)
+    assert torch.equal(centers, before)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_nan_guard_skips_whole_update(bad, dtype):
+    features, labels, _ = case()
+    features = features.to(dtype)
+    features[4, 1] = bad  # class 0; classes 1, 2, 3 are clean but must not move either
+    m = centerloss.CenterLoss(4, 3, init="normal")
+    before = m.centers.clone()
+    loss = m(features, labels)
+    assert not torch.isfinite(loss)
+    assert torch.equal(m.centers, before)
+    assert int(m.skipped_updates) == 1
+    assert m.update_centers(features, labels) is False
+    assert int(m.skipped_updates) == 2
+    clean = features.clone()
+    clean[4, 1] = 0
+    m(clean, labels)
+    assert int(m.skipped_updates) == 2 and not torch.equal(m.centers, before)
+
+
+def test_first_sight_skips_non_finite_batch():
+    features, labels, _ = case()
+    features[0, 0] = float("nan")
+    m = centerloss.CenterLoss(4, 3, init="first_sight")
+    m(features, labels)
+    assert not m.seen.any() and torch.equal(m.centers, torch.zeros(4, 3))

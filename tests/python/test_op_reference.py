@@ -1,0 +1,200 @@
+"""The C++ op against the primitive-based reference (spec section 8), on CPU."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import centerloss
+import reference
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# (loss rtol, gradient atol) per feature dtype: half types carry ~3 significant digits.
+TOL = {
+    torch.float32: (1e-5, 1e-6),
+    torch.float64: (1e-12, 1e-12),
+    torch.float16: (1e-5, 2e-3),
+    torch.bfloat16: (1e-5, 1.6e-2),
+}
+SHAPES = [  # (N, D, K)
+    (1, 1, 1),
+    (7, 3, 5),
+    (64, 1, 10),
+    (256, 2, 10),
+    (300, 17, 1000),
+    (513, 128, 100),
+    (2048, 512, 37),
+    (3000, 16, 100000),
+]
+
+
+def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(n, d, generator=g, dtype=torch.float64).to(dtype)
+    labels = torch.randint(0, k, (n,), generator=g)
+    centers = torch.randn(k, d, generator=g, dtype=torch.float64).to(centers_dtype)
+    return features, labels, centers
+
+
+@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("margin", [0.0, 0.7])
+def test_loss_and_gradient_match_reference(n, d, k, dtype, margin):
+    features, labels, centers = make_case(n, d, k, dtype, seed=n * 31 + d * 7 + k)
+    rtol, grad_atol = TOL[dtype]
+    for reduction in ("mean", "sum", "none"):
+        x = features.clone().requires_grad_(True)
+        got = centerloss.center_loss(x, labels, centers, margin=margin, reduction=reduction)
+        # The reference sees the same rounded inputs, upcast; the op accumulates in float32.
+        x_ref = features.to(torch.float64).clone().requires_grad_(True)
+        want = reference.loss(x_ref, labels, centers.to(torch.float64), margin, reduction)
+        assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+        torch.testing.assert_close(got.double(), want, rtol=max(rtol, 1e-5 if dtype != torch.float64 else rtol), atol=1e-6 if dtype != torch.float64 else 1e-12)
+        weight = torch.linspace(0.5, 1.5, n, dtype=got.dtype) if reduction == "none" else None
+        (got * weight).sum().backward() if weight is not None else got.backward()
+        (want * weight.double()).sum().backward() if weight is not None else want.backward()
+        assert x.grad.dtype == dtype
+        scale = x_ref.grad.abs().max().item() if n else 1.0
+        torch.testing.assert_close(
+            x.grad.double(), x_ref.grad, rtol=0, atol=grad_atol * max(scale, 1e-30) + 1e-30
+        )
+
+
+@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("rule", ["paper", "mean"])
+def test_update_matches_reference(n, d, k, dtype, rule):
+    features, labels, centers = make_case(n, d, k, dtype, seed=n + d + k)
+    alpha = 0.3
+    got = centers.clone()
+    applied = centerloss.update_centers_(got, features, labels, alpha=alpha, rule=rule)
+    assert applied.dtype == torch.bool and bool(applied)
+    want = reference.updated_centers(
+        centers.double(), features.double(), labels, alpha, rule
+    ).float()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    untouched = torch.ones(k, dtype=torch.bool)
+    untouched[labels] = False
+    assert torch.equal(got[untouched], centers[untouched]), "absent classes must not move"
+
+
+@pytest.mark.parametrize("rule", ["paper", "mean"])
+def test_update_float64_centers_exact(rule):
+    features, labels, centers = make_case(500, 9, 13, torch.float64, 3, torch.float64)
+    got = centers.clone()
+    centerloss.update_centers_(got, features, labels, alpha=0.9, rule=rule)
+    want = reference.updated_centers(centers, features, labels, 0.9, rule)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_labels_cover_every_class_and_one_label_repeated():
+    features, _, centers = make_case(1000, 8, 10, torch.float32, 5)
+    for labels in (torch.arange(1000) % 10, torch.full((1000,), 4)):
+        got = centers.clone()
+        centerloss.update_centers_(got, features, labels)
+        want = reference.updated_centers(centers.double(), features.double(), labels).float()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            centerloss.center_loss(features, labels, centers).double(),
+            reference.loss(features.double(), labels, centers.double()),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_integer_label_dtypes_agree():
+    features, labels, centers = make_case(50, 4, 6, torch.float32, 11)
+    want = centerloss.center_loss(features, labels, centers)
+    for dtype in (torch.int32, torch.int16, torch.uint8):
+        assert torch.equal(centerloss.center_loss(features, labels.to(dtype), centers), want)
+
+
+def test_non_contiguous_inputs_give_the_contiguous_result():
+    features, labels, centers = make_case(64, 12, 9, torch.float32, 9)
+    x_strided = features.t().contiguous().t()  # column-major
+    y_strided = torch.stack([labels, labels], 1)[:, 0]
+    c_strided = centers.t().contiguous().t()
+    assert not x_strided.is_contiguous() and not y_strided.is_contiguous()
+    assert not c_strided.is_contiguous()
+    for reduction in ("mean", "none"):
+        assert torch.equal(
+            centerloss.center_loss(x_strided, y_strided, c_strided, reduction=reduction),
+            centerloss.center_loss(features, labels, centers, reduction=reduction),
+        )
+    a, b = centers.clone(), c_strided.clone()
+    b = b.t().contiguous().t()
+    centerloss.update_centers_(a, features, labels)
+    centerloss.update_centers_(b, x_strided, y_strided)
+    assert torch.equal(a, b)
+
+
+def test_empty_batch():
+    centers = torch.randn(4, 3)
+    x = torch.zeros(0, 3, requires_grad=True)
+    y = torch.zeros(0, dtype=torch.long)
+    for reduction, shape in (("mean", ()), ("sum", ()), ("none", (0,))):
+        loss = centerloss.center_loss(x, y, centers, reduction=reduction)
+        assert loss.shape == shape and loss.sum().item() == 0.0
+        loss.sum().backward()
+        assert x.grad.shape == (0, 3)
+    before = centers.clone()
+    assert bool(centerloss.update_centers_(centers, x.detach(), y))
+    assert torch.equal(centers, before)
+
+
+def test_margin_zero_inside_and_exact_outside():
+    centers = torch.zeros(1, 2)
+    x = torch.tensor([[0.3, 0.4], [3.0, 4.0]], requires_grad=True)  # distances 0.5 and 5
+    y = torch.zeros(2, dtype=torch.long)
+    loss = centerloss.center_loss(x, y, centers, margin=1.0, reduction="none")
+    torch.testing.assert_close(loss, torch.tensor([0.0, 0.5 * 16.0]))
+    loss.sum().backward()
+    # inside the margin: zero gradient; outside: (d - rho) / d * (x - c) = 0.8 * x
+    torch.testing.assert_close(x.grad, torch.tensor([[0.0, 0.0], [2.4, 3.2]]))
+
+
+@pytest.mark.parametrize("margin,reduction", list(itertools.product([0.0, 0.4], ["mean", "sum", "none"])))
+def test_gradcheck_float64(margin, reduction):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(12, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    c = torch.randn(4, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.randint(0, 4, (12,), generator=g)
+    fn = lambda x, c: centerloss.center_loss(x, y, c, margin=margin, reduction=reduction)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, c))
+
+
+def test_center_gradient_is_minus_scaled_sum():
+    features, labels, centers = make_case(40, 3, 5, torch.float32, 21)
+    c = centers.clone().requires_grad_(True)
+    centerloss.center_loss(features, labels, c).backward()
+    c_ref = centers.double().requires_grad_(True)
+    reference.loss(features.double(), labels, c_ref).backward()
+    torch.testing.assert_close(c.grad.double(), c_ref.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_backward_uses_the_centers_of_the_forward_and_supports_retain_graph():
+    features, labels, centers = make_case(30, 4, 3, torch.float32, 2)
+    x = features.clone().requires_grad_(True)
+    loss = centerloss.center_loss(x, labels, centers)
+    expected = (features - centers[labels]) / 30
+    centerloss.update_centers_(centers, features, labels)  # moves centers after the forward
+    loss.backward(retain_graph=True)
+    torch.testing.assert_close(x.grad, expected)
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2 * expected)
+
+
+def test_opcheck_every_op():
+    features, labels, centers = make_case(9, 3, 4, torch.float64, 8, torch.float64)
+    x = features.requires_grad_(True)
+    c = centers.clone().requires_grad_(True)
+    ops = torch.ops.centerloss
+    for reduction in (0, 1, 2):
+        torch.library.opcheck(ops.center_loss.default, (x, labels, c, 0.25, reduction))
+        torch.library.opcheck(ops.forward.default, (x.detach(), labels, centers, 0.0, reduction))
+    torch.library.opcheck(ops.update_centers_.default, (centers.clone(), features.detach(), labels, 0.5, 0))
+    torch.library.opcheck(
+        ops.init_centers_first_sight_.default,
+        (centers.clone(), torch.zeros(4, dtype=torch.bool), features.detach(), labels),
+    )

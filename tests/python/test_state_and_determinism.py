@@ -1,0 +1,95 @@
+"""State (spec section 4) and CPU determinism across thread counts (section 6)."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import centerloss
+
+
+def trained_module(**kwargs):
+    torch.manual_seed(0)
+    m = centerloss.CenterLoss(10, 4, init="normal", **kwargs)
+    for step in range(3):
+        g = torch.Generator().manual_seed(step)
+        m(torch.randn(32, 4, generator=g), torch.randint(0, 10, (32,), generator=g))
+    return m
+
+
+@pytest.mark.parametrize("init", ["normal", "first_sight"])
+def test_state_dict_round_trip_resumes_exactly(init):
+    a = trained_module() if init == "normal" else centerloss.CenterLoss(10, 4, init=init)
+    a(torch.randn(8, 4), torch.arange(8))
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    b = centerloss.CenterLoss(10, 4, init=init)
+    b.load_state_dict(torch.load(io.BytesIO(buffer.getvalue())))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    x, y = torch.randn(16, 4), torch.randint(0, 10, (16,))
+    assert torch.equal(a(x, y), b(x, y)) and torch.equal(a.centers, b.centers)
+
+
+def test_skip_counter_is_saved():
+    a = centerloss.CenterLoss(3, 2)
+    a(torch.full((2, 2), float("nan")), torch.tensor([0, 1]))
+    b = centerloss.CenterLoss(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert int(b.skipped_updates) == 1
+
+
+def test_loading_wrong_shape_names_both_shapes():
+    state = centerloss.CenterLoss(10, 4).state_dict()
+    m = centerloss.CenterLoss(12, 4)
+    before = m.centers.clone()
+    with pytest.raises(RuntimeError, match=r"\(10, 4\).*expects \(12, 4\)"):
+        m.load_state_dict(state)
+    assert torch.equal(m.centers, before)
+
+
+def test_large_k_touches_only_present_classes():
+    k, d = 100_000, 8
+    centers = torch.randn(k, d)
+    before = centers.clone()
+    labels = torch.tensor([5, 99_999, 5, 123])
+    centerloss.update_centers_(centers, torch.randn(4, d), labels)
+    changed = (centers != before).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [5, 123, 99_999]
+
+
+DETERMINISM_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, centerloss
+    torch.set_num_threads(int(sys.argv[1]))
+    g = torch.Generator().manual_seed(7)
+    out = []
+    for n, d, k in ((4096, 128, 50), (3000, 3, 7), (1024, 512, 1), (8192, 16, 100000)):
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.randn(n, d, generator=g).to(dtype).requires_grad_(True)
+            y = torch.randint(0, k, (n,), generator=g)
+            c = torch.randn(k, d, generator=g)
+            loss = centerloss.center_loss(x, y, c, margin=0.1)
+            loss.backward()
+            centerloss.update_centers_(c, x.detach(), y)
+            out += [loss.detach(), x.grad.float(), c[y.unique()]]
+    torch.save(out, sys.argv[2])
+    """
+)
+
+
+def test_bitwise_identical_for_any_thread_count(tmp_path):
+    results = []
+    for threads in (1, 2, 3):
+        path = tmp_path / f"out{threads}.pt"
+        subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, str(threads), str(path)], check=True
+        )
+        results.append(torch.load(path))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
