@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .distributed import gather_batches
 from .functional import _reduction_code, center_loss, init_centers_first_sight_, update_centers_
 
 INITS = ("zeros", "normal", "xavier", "first_sight")
@@ -27,6 +28,11 @@ class CenterLoss(nn.Module):
 
     State in ``state_dict()``: ``centers`` [K, D] float32, ``skipped_updates`` (int64), and
     ``seen`` [K] bool with ``init="first_sight"``. Loading a state of another shape raises.
+
+    Data parallel: pass ``process_group`` (a ``torch.distributed`` group, or ``"world"``) and
+    every rank applies the step of the union of the ranks' batches (spec section 5), so the
+    centers stay identical without a broadcast; the loss and its gradient stay local. See
+    ``centerloss.distributed``.
     """
 
     def __init__(
@@ -40,6 +46,7 @@ class CenterLoss(nn.Module):
         init: str = "zeros",
         init_std: float = 1.0,
         update_in_forward: bool = True,
+        process_group=None,
     ) -> None:
         super().__init__()
         if int(num_classes) < 1:
@@ -64,6 +71,7 @@ class CenterLoss(nn.Module):
         self.init = init
         self.init_std = float(init_std)
         self.update_in_forward = bool(update_in_forward)
+        self.process_group = process_group
 
         centers = torch.zeros(self.num_classes, self.feature_dim)
         if init == "normal":
@@ -86,14 +94,21 @@ class CenterLoss(nn.Module):
         )
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.init == "first_sight" and self.training:
-            init_centers_first_sight_(self.centers, self.seen, features, labels)
+        stepping = self.training and self.update_in_forward and self.update != "gradient"
+        first_sight = self.training and self.init == "first_sight"
+        # With a process group, gather first: a rank with bad input then raises in the loss
+        # while the others raise on the same bad rows in the step; no rank waits forever.
+        state_batch = (features, labels)
+        if self.process_group is not None and (stepping or first_sight):
+            state_batch = gather_batches(features, labels, self.process_group)
+        if first_sight:
+            init_centers_first_sight_(self.centers, self.seen, *state_batch)
         loss = center_loss(features, labels, self.centers, self.margin, self.reduction)
-        if self.training and self.update_in_forward and self.update != "gradient":
-            self._step(features, labels)
+        if stepping:
+            self._apply_step(*state_batch)
         return loss
 
-    def _step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _apply_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         applied = update_centers_(self.centers, features, labels, self.alpha, self.update)
         self.skipped_updates.add_(applied.logical_not())  # on the device: no host sync
         return applied
@@ -107,7 +122,9 @@ class CenterLoss(nn.Module):
             raise RuntimeError(
                 "CenterLoss.update_centers: update='gradient' centers are moved by the optimizer"
             )
-        return bool(self._step(features, labels))
+        if self.process_group is not None:
+            features, labels = gather_batches(features, labels, self.process_group)
+        return bool(self._apply_step(features, labels))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("centers", "seen"):
