@@ -9,7 +9,7 @@ BUILD ?= build
 THREADS ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-cpp test-python demo clean
+.PHONY: all deps build test test-cpp test-python demo sweep clean
 
 all: build
 
@@ -43,9 +43,38 @@ test-python: build
 
 test: test-cpp test-python
 
+# The demo's configuration, chosen from measured step times so that `make demo` from a fresh
+# clone (set-up and build included) takes about 10 minutes here; see docs/trainer.md.
+DEMO_ARGS ?= --arch small --feature-dim 2 --train-limit 20000 --epochs 3 --lr 0.05 --lambda 0.1
 demo: build
-	@echo "make demo: the trainer does not exist yet; running the C++ smoke test"
-	$(BUILD)/tests/cpp/test_smoke
+	$(BUILD)/trainer/centerloss train --out runs/demo $(DEMO_ARGS)
+
+# The lambda sweep (paper Fig. 3): lambda = 0, 1e-4, 1e-3, 1e-2, 1e-1 with 2-D features.
+SWEEP_ARGS ?= --arch small --feature-dim 2 --train-limit 10000 --epochs 3 --lr 0.05
+sweep: build
+	$(BUILD)/trainer/centerloss sweep --out runs/sweep $(SWEEP_ARGS)
 
 clean:
 	rm -rf $(BUILD)
+
+# Open-set experiment (docs/openset.md, issue 4): trains softmax-only and softmax + center loss
+# runs with classes 7-9 held out, evaluates them on the held-out classes and writes the results
+# table and figures. The default grid takes about an hour on 2 cores; EXPERIMENT_ARGS overrides
+# it (e.g. EXPERIMENT_ARGS="--epochs 2 --lambdas 0,0.1"). Interrupted runs resume.
+EXPERIMENT_ARGS ?=
+.PHONY: experiment
+experiment: build
+	$(PY) scripts/experiments/openset_experiment.py --cli $(BUILD)/trainer/centerloss \
+	  --out runs/openset --figures docs/figures/openset_ $(EXPERIMENT_ARGS)
+
+# Benchmarks (issue 6; docs/benchmarks.md): the CPU table, JSON and figure of bench_step.py,
+# the Google Benchmark program and the LeNets++ overhead. A few minutes on a 2-core machine.
+.PHONY: bench
+bench: build
+	OMP_NUM_THREADS=$(THREADS) $(PY) bench/bench_step.py --device cpu --threads $(THREADS) \
+	  --out-dir bench/results --figure docs/figures/bench_step_cpu.png
+	OMP_NUM_THREADS=$(THREADS) $(BUILD)/bench/bench_op_cpu \
+	  --benchmark_out=bench/results/bench_op_cpu.json --benchmark_out_format=json
+	if [ -x $(BUILD)/bench/bench_overhead ]; then \
+	  $(BUILD)/bench/bench_overhead --threads $(THREADS) --json bench/results/bench_overhead.json; \
+	else echo "bench_overhead not built (needs the trainer): skipped"; fi

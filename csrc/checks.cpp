@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 
 #include "centerloss/types.h"
+#include "kernels.h"
 
 namespace centerloss::checks {
 namespace {
@@ -25,6 +26,9 @@ int64_t first_bad_label_position(const at::Tensor& labels64, int64_t num_classes
     }
     return -1;
   }
+#if defined(CENTERLOSS_WITH_CUDA)
+  if (labels64.is_cuda()) return kernels::first_bad_label_cuda(labels64, num_classes);
+#endif
   const auto bad = labels64.lt(0).logical_or_(labels64.ge(num_classes));
   if (!bad.any().item<bool>()) return -1;
   return bad.nonzero().select(1, 0).min().item<int64_t>();

@@ -44,9 +44,14 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
                                                 int64_t reduction);
 at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
 // `deterministic`: sort by label and reduce per class in batch order; otherwise atomics may be
-// used. Returns false (and writes nothing) when a feature row is non-finite.
-bool update_centers_cuda(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
-                         double alpha, int64_t rule, bool deterministic);
+// used. Returns a 0-d bool tensor on the device (no host sync): false, and nothing written, when
+// a feature row is non-finite.
+at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
+                               const at::Tensor& labels, double alpha, int64_t rule,
+                               bool deterministic);
+// Position of the first label outside [0, K) in a contiguous int64 CUDA tensor, or -1: one
+// kernel and one 8-byte device-to-host read (a sync), instead of a chain of ATen ops.
+int64_t first_bad_label_cuda(const at::Tensor& labels64, int64_t num_classes);
 #endif
 
 }  // namespace centerloss::kernels

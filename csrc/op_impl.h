@@ -8,6 +8,7 @@
 #include <c10/core/DeviceGuard.h>
 
 #include <tuple>
+#include <type_traits>
 
 #include "checks.h"
 
@@ -50,19 +51,25 @@ at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
   const c10::DeviceGuard guard(features.device());
-  bool applied = true;
-  if (features.size(0) > 0) {
-    if (centers.is_contiguous()) {
-      applied = UpdateKernel(centers, features.contiguous(), checks::labels_as_int64(labels),
-                             alpha, rule);
-    } else {  // strided centers: step a contiguous copy, then write back
-      at::Tensor work = centers.contiguous();
-      applied = UpdateKernel(work, features.contiguous(), checks::labels_as_int64(labels), alpha,
-                             rule);
-      if (applied) centers.copy_(work);
+  if (features.size(0) == 0) return at::scalar_tensor(true, centers.options().dtype(at::kBool));
+  // A kernel returns bool (host verdict, CPU) or a 0-d bool tensor (device verdict, CUDA: no
+  // sync); a kernel that skips the step writes nothing, so copying back `work` is always right.
+  auto as_tensor = [&](auto applied) -> at::Tensor {
+    if constexpr (std::is_same_v<decltype(applied), bool>) {
+      return at::scalar_tensor(applied, centers.options().dtype(at::kBool));
+    } else {
+      return applied;
     }
+  };
+  if (centers.is_contiguous()) {
+    return as_tensor(UpdateKernel(centers, features.contiguous(), checks::labels_as_int64(labels),
+                                  alpha, rule));
   }
-  return at::scalar_tensor(applied, centers.options().dtype(at::kBool));
+  at::Tensor work = centers.contiguous();  // strided centers: step a contiguous copy, write back
+  at::Tensor applied = as_tensor(
+      UpdateKernel(work, features.contiguous(), checks::labels_as_int64(labels), alpha, rule));
+  centers.copy_(work);
+  return applied;
 }
 
 }  // namespace centerloss::op_impl

@@ -6,6 +6,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev
   dataset-fashion-mnist
+  zlib1g-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,22 +1,27 @@
-// CPU kernels of center loss.
+// CPU kernels of center loss, written to run at the memory limit.
 //
 // Fused forward: one pass over the batch gathers c_{y_i}, computes the squared distance, the
 // per-sample loss and the scaled gradient basis s * g_i * (x_i - c_{y_i}); no N x K matrix and
-// no K x D temporary. Center update: rows are grouped by label (a stable sort of N indices), and
-// each (class, column block) task sums its rows in batch order, so the result does not depend on
-// the number of threads; only the classes present in the batch are read or written.
+// no K x D temporary. Center update: a finite check over the raw bits of the features, then rows
+// grouped by label with a hash table of ~2N slots (O(N) whatever K is: a sort was the largest
+// cost at small D), then each (class, column block) task sums its rows in batch order; only the
+// classes present in the batch are read or written.
 //
-// Determinism: each output element is computed by exactly one task in a fixed order, and the
-// scalar reduction is a serial fixed-order sum, so results are bitwise identical for any
-// thread count.
+// Speed: every inner loop is a plain loop over contiguous elements that the compiler vectorises
+// (bfloat16 converted with integer bit operations, bit-exact with c10's conversions); the batch
+// is split across threads in tasks of ~16K elements.
+//
+// Determinism: each output element is computed by exactly one task in a fixed order, partial
+// sums use a fixed number of lanes, and the scalar reduction is a serial fixed-order sum, so
+// results are bitwise identical for any thread count.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <atomic>
-#include <numeric>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -30,20 +35,101 @@ constexpr int64_t kLanes = 8;          // independent partial sums per row (vect
 constexpr int64_t kColumnBlock = 256;  // columns per center-update task
 constexpr int64_t kWorkPerTask = 16384;
 
+// ---- element access: how a feature element is stored, read as float and written back ----
+
+template <typename To, typename From>
+To bit_cast(From v) {
+  static_assert(sizeof(To) == sizeof(From));
+  To out;
+  std::memcpy(&out, &v, sizeof(To));
+  return out;
+}
+
+// Io<T>::raw is the type the loops see. For bfloat16 it is the uint16_t bit pattern, converted
+// with integer operations that the compiler vectorises (same results as c10::BFloat16: exact
+// widening, round-to-nearest-even narrowing, NaN -> 0x7FC0). Exponent masks drive the finite
+// check: a value is non-finite exactly when its exponent field is all ones.
+template <typename T>
+struct Io {  // float, double
+  using raw = T;
+  using bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  static constexpr bits kExponent = sizeof(T) == 4 ? bits(0x7F800000u) : bits(0x7FF0000000000000ull);
+  static T load(T v) { return v; }
+  template <typename acc_t>
+  static T store(acc_t v) { return static_cast<T>(v); }
+};
+
+template <>
+struct Io<c10::BFloat16> {
+  using raw = uint16_t;
+  using bits = uint16_t;
+  static constexpr bits kExponent = 0x7F80;
+  static float load(uint16_t b) { return bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+  template <typename acc_t>
+  static uint16_t store(acc_t value) {
+    const uint32_t u = bit_cast<uint32_t>(static_cast<float>(value));
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t(0x7FC0) : static_cast<uint16_t>(rounded);
+  }
+};
+
+template <>
+struct Io<c10::Half> {  // c10's scalar conversions (float16 is not a hot path on CPU)
+  using raw = c10::Half;
+  using bits = uint16_t;
+  static constexpr bits kExponent = 0x7C00;
+  static float load(c10::Half v) { return static_cast<float>(v); }
+  template <typename acc_t>
+  static c10::Half store(acc_t v) { return static_cast<c10::Half>(v); }
+};
+
+template <typename T>
+const typename Io<T>::raw* raw_ptr(const at::Tensor& t) {
+  return reinterpret_cast<const typename Io<T>::raw*>(t.const_data_ptr<T>());
+}
+template <typename T>
+typename Io<T>::raw* raw_mut_ptr(at::Tensor& t) {
+  return reinterpret_cast<typename Io<T>::raw*>(t.mutable_data_ptr<T>());
+}
+
+template <typename feat_t, typename acc_t>
+acc_t read(typename Io<feat_t>::raw v) {
+  return static_cast<acc_t>(Io<feat_t>::load(v));
+}
+
+// Center rows are read in label order, which is random: fetching the rows a few tasks ahead
+// hides the cache and TLB misses that otherwise make a large table (K = 10^6) several times
+// slower than a small one. About 2 KiB ahead, at least 2 and at most 16 rows.
+template <typename T>
+int64_t rows_ahead(int64_t dim) {
+  return std::clamp<int64_t>(8192 / (dim * static_cast<int64_t>(sizeof(T))), 4, 32);
+}
+
+// A read prefetch also serves rows about to be written: without -mprfchw the compiler drops
+// write prefetches altogether.
+template <typename T>
+void prefetch_span(const T* p, int64_t count) {
+  const char* bytes = reinterpret_cast<const char*>(p);
+  const int64_t size = count * static_cast<int64_t>(sizeof(T));
+  for (int64_t off = 0; off < size; off += 64) __builtin_prefetch(bytes + off, 0, 3);
+}
+
+// ---- forward ----
+
 // Squared distance between a feature row and a center row, with kLanes fixed partial sums
-// combined in a fixed order: the compiler can vectorise it, and it stays deterministic.
+// combined in a fixed order: the compiler vectorises it, and it stays deterministic.
 template <typename feat_t, typename center_t, typename acc_t>
-acc_t squared_distance(const feat_t* x, const center_t* c, int64_t dim) {
+acc_t squared_distance(const typename Io<feat_t>::raw* x, const center_t* c, int64_t dim) {
   acc_t lane[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= dim; k += kLanes) {
     for (int64_t l = 0; l < kLanes; ++l) {
-      const acc_t d = static_cast<acc_t>(x[k + l]) - static_cast<acc_t>(c[k + l]);
+      const acc_t d = read<feat_t, acc_t>(x[k + l]) - static_cast<acc_t>(c[k + l]);
       lane[l] += d * d;
     }
   }
   for (int64_t l = 0; k < dim; ++k, ++l) {
-    const acc_t d = static_cast<acc_t>(x[k]) - static_cast<acc_t>(c[k]);
+    const acc_t d = read<feat_t, acc_t>(x[k]) - static_cast<acc_t>(c[k]);
     lane[l] += d * d;
   }
   acc_t total = acc_t(0);
@@ -71,61 +157,92 @@ void forward_typed(const at::Tensor& features, const at::Tensor& labels, const a
                    double margin, int64_t reduction, at::Tensor& losses, at::Tensor& grad_basis) {
   using acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
                                    double, float>;
+  using raw_t = typename Io<feat_t>::raw;
   const int64_t n = features.size(0);
   const int64_t dim = features.size(1);
-  const feat_t* x = features.data_ptr<feat_t>();
-  const int64_t* y = labels.data_ptr<int64_t>();
-  const center_t* c = centers.data_ptr<center_t>();
-  acc_t* loss = losses.data_ptr<acc_t>();
-  feat_t* basis = grad_basis.data_ptr<feat_t>();
+  const raw_t* x = raw_ptr<feat_t>(features);
+  const int64_t* y = labels.const_data_ptr<int64_t>();
+  const center_t* c = centers.const_data_ptr<center_t>();
+  acc_t* loss = losses.mutable_data_ptr<acc_t>();
+  raw_t* basis = raw_mut_ptr<feat_t>(grad_basis);
   const acc_t rho = static_cast<acc_t>(margin);
   const acc_t scale = math::reduction_scale<acc_t>(reduction, n);
 
+  const int64_t ahead = rows_ahead<center_t>(dim);
   at::parallel_for(0, n, grain_rows(dim), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const feat_t* xi = x + i * dim;
+      if (i + ahead < end) prefetch_span(c + y[i + ahead] * dim, dim);
+      const raw_t* xi = x + i * dim;
       const center_t* ci = c + y[i] * dim;
       const acc_t sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
       loss[i] = math::sample_loss(sq, rho);
       const acc_t coef = scale * math::gradient_coefficient(sq, rho);
-      feat_t* bi = basis + i * dim;
+      raw_t* bi = basis + i * dim;
       for (int64_t k = 0; k < dim; ++k) {
-        bi[k] = static_cast<feat_t>(coef * (static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+        bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
       }
     }
   });
 }
 
+// ---- center update ----
+
+// True when no element is NaN or infinite: OR-reduces (exponent field + one exponent unit),
+// whose top bit is set exactly for an all-ones exponent. Integer-only, so it vectorises.
 template <typename feat_t>
-bool all_rows_finite(const feat_t* x, int64_t n, int64_t dim) {
+bool all_finite(const typename Io<feat_t>::raw* x, int64_t count) {
+  using bits = typename Io<feat_t>::bits;
+  constexpr bits kExp = Io<feat_t>::kExponent;
+  constexpr bits kUnit = kExp & ~(kExp << 1);  // lowest bit of the exponent field
+  constexpr bits kTop = bits(1) << (8 * sizeof(bits) - 1);
+  const bits* b = reinterpret_cast<const bits*>(x);
   std::atomic<bool> finite{true};
-  at::parallel_for(0, n, grain_rows(dim), [&](int64_t begin, int64_t end) {
-    bool ok = true;
-    for (int64_t e = begin * dim; e < end * dim; ++e) {
-      ok &= math::is_finite(static_cast<at::opmath_type<feat_t>>(x[e]));
-    }
-    if (!ok) finite.store(false, std::memory_order_relaxed);
+  at::parallel_for(0, count, kWorkPerTask * 4, [&](int64_t begin, int64_t end) {
+    bits acc = 0;
+    for (int64_t e = begin; e < end; ++e) acc |= static_cast<bits>((b[e] & kExp) + kUnit);
+    if (acc & kTop) finite.store(false, std::memory_order_relaxed);
   });
   return finite.load();
 }
 
 // Rows grouped by class: order[group_start[g] .. group_start[g+1]) are the batch positions of
-// class labels[order[group_start[g]]], in increasing position.
+// class labels[order[group_start[g]]], in increasing position. Groups are numbered in order of
+// first appearance; a linear-probing hash table of at least 2N slots maps a label to its group,
+// so the cost is O(N) for any K.
 struct ClassGroups {
   std::vector<int64_t> order;
   std::vector<int64_t> group_start;
 };
 
 ClassGroups group_by_class(const int64_t* y, int64_t n) {
-  ClassGroups g;
-  g.order.resize(n);
-  std::iota(g.order.begin(), g.order.end(), int64_t(0));
-  std::stable_sort(g.order.begin(), g.order.end(),
-                   [y](int64_t a, int64_t b) { return y[a] < y[b]; });
+  int shift = 64 - 4;  // table of 2^(64 - shift) slots, at least 2N
+  while ((int64_t(1) << (64 - shift)) < 2 * n) --shift;
+  const uint64_t mask = (uint64_t(1) << (64 - shift)) - 1;
+  struct Slot {
+    int64_t label = -1;  // labels are >= 0 (checked by the op), so -1 marks an empty slot
+    int64_t group = 0;
+  };
+  std::vector<Slot> table(mask + 1);
+  std::vector<int64_t> group_of(n);
+  std::vector<int64_t> count;
   for (int64_t i = 0; i < n; ++i) {
-    if (i == 0 || y[g.order[i]] != y[g.order[i - 1]]) g.group_start.push_back(i);
+    uint64_t h = (static_cast<uint64_t>(y[i]) * 0x9E3779B97F4A7C15ull) >> shift;  // Fibonacci
+    while (table[h].label != y[i] && table[h].label != -1) h = (h + 1) & mask;
+    if (table[h].label == -1) {
+      table[h].label = y[i];
+      table[h].group = static_cast<int64_t>(count.size());
+      count.push_back(0);
+    }
+    group_of[i] = table[h].group;
+    ++count[table[h].group];
   }
-  g.group_start.push_back(n);
+  ClassGroups g;
+  g.group_start.resize(count.size() + 1);
+  g.group_start[0] = 0;
+  for (size_t j = 0; j < count.size(); ++j) g.group_start[j + 1] = g.group_start[j] + count[j];
+  std::vector<int64_t> cursor(g.group_start.begin(), g.group_start.end() - 1);
+  g.order.resize(n);
+  for (int64_t i = 0; i < n; ++i) g.order[cursor[group_of[i]]++] = i;
   return g;
 }
 
@@ -133,9 +250,10 @@ template <typename feat_t, typename center_t>
 void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t* y,
                   const ClassGroups& groups, double alpha, int64_t rule) {
   using acc_t = std::conditional_t<std::is_same_v<center_t, double>, double, float>;
+  using raw_t = typename Io<feat_t>::raw;
   const int64_t dim = features.size(1);
-  const feat_t* x = features.data_ptr<feat_t>();
-  center_t* c = centers.data_ptr<center_t>();
+  const raw_t* x = raw_ptr<feat_t>(features);
+  center_t* c = centers.mutable_data_ptr<center_t>();
   const int64_t num_groups = static_cast<int64_t>(groups.group_start.size()) - 1;
   const int64_t column_blocks = (dim + kColumnBlock - 1) / kColumnBlock;
   const int64_t tasks = num_groups * column_blocks;
@@ -143,6 +261,13 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t
   const int64_t rows_per_group = std::max<int64_t>(1, features.size(0) / num_groups);
   const int64_t grain =
       std::max<int64_t>(1, kWorkPerTask / (rows_per_group * std::min(dim, kColumnBlock)));
+
+  // Task t: class group t / column_blocks, columns from (t % column_blocks) * kColumnBlock.
+  auto center_block = [&](int64_t t) {
+    const int64_t g = t / column_blocks;
+    return c + y[groups.order[groups.group_start[g]]] * dim + (t % column_blocks) * kColumnBlock;
+  };
+  const int64_t ahead = rows_ahead<center_t>(std::min(dim, kColumnBlock));
 
   at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
     acc_t sum[kColumnBlock];
@@ -152,12 +277,18 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t
       const int64_t width = std::min(kColumnBlock, dim - col0);
       const int64_t first = groups.group_start[g];
       const int64_t last = groups.group_start[g + 1];
-      center_t* cj = c + y[groups.order[first]] * dim + col0;
-      std::fill(sum, sum + width, acc_t(0));
-      for (int64_t r = first; r < last; ++r) {
-        const feat_t* xi = x + groups.order[r] * dim + col0;
+      if (t + ahead < end) prefetch_span(center_block(t + ahead), std::min(dim, kColumnBlock));
+      center_t* cj = center_block(t);
+      // The first row initialises the sums: the same value as adding it to zero, without a
+      // memset whose wide stores the following narrow loads cannot forward from.
+      const raw_t* x0 = x + groups.order[first] * dim + col0;
+      for (int64_t k = 0; k < width; ++k) {
+        sum[k] = static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(x0[k]);
+      }
+      for (int64_t r = first + 1; r < last; ++r) {
+        const raw_t* xi = x + groups.order[r] * dim + col0;
         for (int64_t k = 0; k < width; ++k) {
-          sum[k] += static_cast<acc_t>(cj[k]) - static_cast<acc_t>(xi[k]);
+          sum[k] += static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(xi[k]);
         }
       }
       const acc_t factor = math::center_step_factor<acc_t>(last - first, a, rule);
@@ -175,10 +306,10 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t
                                     using feat_t = scalar_t;                                \
                                     if ((centers).scalar_type() == at::kDouble) {           \
                                       using center_t = double;                              \
-                                      __VA_ARGS__();                                             \
+                                      __VA_ARGS__();                                        \
                                     } else {                                                \
                                       using center_t = float;                               \
-                                      __VA_ARGS__();                                             \
+                                      __VA_ARGS__();                                        \
                                     }                                                       \
                                   })
 
@@ -199,8 +330,8 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const
   if (reduction == static_cast<int64_t>(Reduction::None)) return {losses, grad_basis};
   at::Tensor total = at::empty({}, losses.options());
   AT_DISPATCH_FLOATING_TYPES(acc_type, "centerloss_reduce_cpu", [&] {
-    const scalar_t sum = fixed_order_sum(losses.data_ptr<scalar_t>(), n);
-    *total.data_ptr<scalar_t>() = sum * math::reduction_scale<scalar_t>(reduction, n);
+    const scalar_t sum = fixed_order_sum(losses.const_data_ptr<scalar_t>(), n);
+    *total.mutable_data_ptr<scalar_t>() = sum * math::reduction_scale<scalar_t>(reduction, n);
   });
   return {total, grad_basis};
 }
@@ -213,14 +344,24 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_basis.scalar_type(),
                                   "centerloss_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const acc_t* g = grad_loss.data_ptr<acc_t>();
-    const scalar_t* b = grad_basis.data_ptr<scalar_t>();
-    scalar_t* out = grad.data_ptr<scalar_t>();
+    using raw_t = typename Io<scalar_t>::raw;
+    const acc_t* g = grad_loss.const_data_ptr<acc_t>();
+    const raw_t* b = raw_ptr<scalar_t>(grad_basis);
+    raw_t* out = raw_mut_ptr<scalar_t>(grad);
+    if (!per_sample) {  // one scale for the whole batch: a flat loop, whatever D is
+      const acc_t g0 = g[0];
+      at::parallel_for(0, n * dim, kWorkPerTask, [&](int64_t begin, int64_t end) {
+        for (int64_t k = begin; k < end; ++k) {
+          out[k] = Io<scalar_t>::store(g0 * read<scalar_t, acc_t>(b[k]));
+        }
+      });
+      return;
+    }
     at::parallel_for(0, n, grain_rows(dim), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const acc_t gi = per_sample ? g[i] : g[0];
+        const acc_t gi = g[i];
         for (int64_t k = i * dim; k < (i + 1) * dim; ++k) {
-          out[k] = static_cast<scalar_t>(gi * static_cast<acc_t>(b[k]));
+          out[k] = Io<scalar_t>::store(gi * read<scalar_t, acc_t>(b[k]));
         }
       }
     });
@@ -236,10 +377,10 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
   bool finite = true;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(),
                                   "centerloss_finite_cpu", [&] {
-    finite = all_rows_finite(features.data_ptr<scalar_t>(), n, dim);
+    finite = all_finite<scalar_t>(raw_ptr<scalar_t>(features), n * dim);
   });
   if (!finite) return false;
-  const int64_t* y = labels.data_ptr<int64_t>();
+  const int64_t* y = labels.const_data_ptr<int64_t>();
   const ClassGroups groups = group_by_class(y, n);
   CENTERLOSS_DISPATCH_CPU(features, centers, "centerloss_update_cpu", [&] {
     update_typed<feat_t, center_t>(centers, features, y, groups, alpha, rule);

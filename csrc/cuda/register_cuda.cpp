@@ -10,8 +10,8 @@ namespace centerloss {
 namespace {
 
 // The deterministic center update is used whenever the framework's deterministic mode is on.
-bool update_centers_cuda_auto(at::Tensor& centers, const at::Tensor& features,
-                              const at::Tensor& labels, double alpha, int64_t rule) {
+at::Tensor update_centers_cuda_auto(at::Tensor& centers, const at::Tensor& features,
+                                    const at::Tensor& labels, double alpha, int64_t rule) {
   return kernels::update_centers_cuda(centers, features, labels, alpha, rule,
                                       at::globalContext().deterministicAlgorithms());
 }

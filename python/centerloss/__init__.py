@@ -17,7 +17,7 @@ _library.load()
 from .functional import center_loss, init_centers_first_sight_, update_centers_  # noqa: E402
 from .nn import CenterLoss  # noqa: E402
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402  (CMakeLists.txt project VERSION)
 
 __all__ = [
     "CenterLoss",

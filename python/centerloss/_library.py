@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -12,7 +13,14 @@ _LIB_NAME = "libcenterloss.so"
 
 def _library_path() -> Path:
     override = os.environ.get("CENTERLOSS_LIBRARY")
-    return Path(override) if override else _LIB_DIR / _LIB_NAME
+    if override:
+        return Path(override)
+    # importlib.resources also sees the _lib that `pip install -e .` puts in site-packages
+    # (the package's own directory then is the source tree).
+    installed = resources.files(__package__).joinpath("_lib").joinpath(_LIB_NAME)
+    if isinstance(installed, Path) and installed.exists():
+        return installed
+    return _LIB_DIR / _LIB_NAME
 
 
 def _built_for() -> str | None:

@@ -1,0 +1,113 @@
+// One center-loss training step on the CPU, timed from C++ with Google Benchmark.
+//
+// BM_Step:     loss forward + feature gradient (autograd) + center update (paper rule), i.e.
+//              what a LibTorch training loop calls, through the public API of
+//              include/centerloss/ops.h.
+// BM_Kernels:  the same step through the registered ops without autograd bookkeeping.
+// BM_Roofline: std::memcpy of the bytes the fused step must move (read x and the centers' rows,
+//              write the gradient and the centers' rows), i.e. the memory limit.
+// Arguments: N, D, K (float32 features, float32 centers). Each benchmark reports the moved
+// bytes per second, so the three can be compared at a glance. Threads: $OMP_NUM_THREADS, else 2.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <torch/autograd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "centerloss/ops.h"
+
+namespace {
+
+struct Batch {
+  at::Tensor features, labels, centers;
+};
+
+Batch make_batch(int64_t n, int64_t d, int64_t k) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/n * 7919 + d * 31 + k);
+  Batch b;
+  b.features = at::randn({n, d}, gen, at::kFloat);
+  b.labels = at::randint(k, {n}, gen, at::kLong);
+  b.centers = at::zeros({k, d}, at::kFloat);  // values do not change the time; randn of 2 GB does
+  return b;
+}
+
+// Bytes a fused step must move: x and the gradient (features' dtype), center rows read and written.
+int64_t moved_bytes(int64_t n, int64_t d) { return n * d * (2 * 4 + 2 * 4); }
+
+void set_threads() {
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  at::set_num_threads(env ? std::atoi(env) : 2);
+}
+
+void BM_Step(benchmark::State& state) {
+  set_threads();
+  Batch b = make_batch(state.range(0), state.range(1), state.range(2));
+  b.features.requires_grad_(true);
+  for (auto _ : state) {
+    at::Tensor loss = centerloss::center_loss(b.features, b.labels, b.centers);
+    auto grads = torch::autograd::grad({loss}, {b.features});
+    at::Tensor applied =
+        centerloss::update_centers_(b.centers, b.features.detach(), b.labels, 0.5);
+    benchmark::DoNotOptimize(grads[0].data_ptr());
+    benchmark::DoNotOptimize(applied.data_ptr());
+  }
+  state.SetBytesProcessed(state.iterations() * moved_bytes(state.range(0), state.range(1)));
+}
+
+void BM_Kernels(benchmark::State& state) {
+  set_threads();
+  Batch b = make_batch(state.range(0), state.range(1), state.range(2));
+  static auto forward = c10::Dispatcher::singleton()
+                            .findSchemaOrThrow("centerloss::forward", "")
+                            .typed<std::tuple<at::Tensor, at::Tensor>(
+                                const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                                int64_t)>();
+  static auto backward = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("centerloss::backward", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+  const at::Tensor one = at::ones({}, at::kFloat);
+  for (auto _ : state) {
+    auto [loss, basis] = forward.call(b.features, b.labels, b.centers, 0.0, /*mean*/ 1);
+    at::Tensor grad = backward.call(one, basis);
+    at::Tensor applied = centerloss::update_centers_(b.centers, b.features, b.labels, 0.5);
+    benchmark::DoNotOptimize(grad.data_ptr());
+    benchmark::DoNotOptimize(applied.data_ptr());
+  }
+  state.SetBytesProcessed(state.iterations() * moved_bytes(state.range(0), state.range(1)));
+}
+
+void BM_Roofline(benchmark::State& state) {
+  const int64_t half = moved_bytes(state.range(0), state.range(1)) / 2;
+  std::vector<char> src(half, 1), dst(half);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), half);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * half);
+}
+
+void sweep(benchmark::internal::Benchmark* b) {
+  for (int64_t k : {1000, 1000000}) {
+    for (int64_t d : {2, 128, 512}) {
+      for (int64_t n : {128, 512, 4096}) b->Args({n, d, k});
+    }
+  }
+  b->ArgNames({"N", "D", "K"})->Unit(benchmark::kMicrosecond)->MinTime(0.05);
+}
+
+void roofline_sweep(benchmark::internal::Benchmark* b) {
+  for (int64_t d : {2, 128, 512}) {
+    for (int64_t n : {128, 512, 4096}) b->Args({n, d, 0});
+  }
+  b->ArgNames({"N", "D", "K"})->Unit(benchmark::kMicrosecond)->MinTime(0.05);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Step)->Apply(sweep);
+BENCHMARK(BM_Kernels)->Apply(sweep);
+BENCHMARK(BM_Roofline)->Apply(roofline_sweep);
+BENCHMARK_MAIN();

@@ -1,0 +1,585 @@
+// CUDA kernels of center loss.
+//
+// At the sizes people train with (N = 512, D = 512: about 3 MB moved per step) every launch
+// (~2-4 us) costs more than the bytes, so each op is as few launches as the data flow allows,
+// with no host sync and no O(K) work:
+//   forward   1 kernel (+ a 4-byte memset for mean/sum): gathers c_{y_i}, computes the squared
+//             distance, the per-sample loss and the scaled gradient basis; for mean/sum the same
+//             launch reduces the loss: per-block partials, then the last block to finish (a
+//             ticket counter) sums the partials in a fixed order, so the scalar is deterministic
+//             and no value is ever added atomically.
+//   backward  1 elementwise kernel.
+//   update    2 kernels for N <= 4096: (1) block 0 sorts the (label, position) pairs (a stable
+//             block radix sort) and marks the class segments, while the other blocks check every
+//             feature for NaN/inf (one flag per block, so nothing needs zeroing); (2) every
+//             (class, 32-column) item sums its rows in batch order, then applies the step only if
+//             all flags say finite, and block 0 writes the returned 0-d bool: the NaN guard
+//             needs no device-to-host read. Larger batches sort with cub::DeviceRadixSort.
+//   label check  1 kernel + one 8-byte read (the op layer's only sync) for the spec's error
+//             message; first_bad_label_cuda, for csrc/checks.cpp.
+// The center update is deterministic in every mode: an atomic variant would still need the
+// per-class counts (the step size depends on n_j) and the global NaN verdict before its first
+// write, so it would save no launch. Class segments longer than 16 rows (on average) are split
+// among up to 8 warps whose partial sums are added in warp order: still a fixed order.
+// Per-element maths comes from ../center_loss_math.h, shared with the CPU kernels.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <cub/block/block_radix_sort.cuh>
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_select.cuh>
+#include <thrust/iterator/counting_iterator.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <type_traits>
+
+#include "../center_loss_math.h"
+#include "../kernels.h"
+
+namespace centerloss::kernels {
+namespace {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarp = 32;
+
+int sm_count(c10::DeviceIndex device) {
+  static int cached[128] = {};  // benign race: every writer stores the same value
+  int& slot = cached[device];
+  if (slot == 0) {
+    int count = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    slot = count;
+  }
+  return slot;
+}
+
+template <typename T>
+T* byte_offset(at::Tensor& workspace, int64_t offset) {
+  return reinterpret_cast<T*>(workspace.data_ptr<uint8_t>() + offset);
+}
+
+int64_t align_up(int64_t bytes) { return (bytes + 15) / 16 * 16; }
+
+// ------------------------------------------------------------------------------------------
+// Forward
+
+constexpr int kForwardBlock = 128;
+
+// kGroup threads per row (a power of two dividing 32); kForwardBlock / kGroup rows per block.
+template <typename feat_t, typename center_t, typename acc_t, int kGroup>
+__global__ void __launch_bounds__(kForwardBlock)
+    forward_kernel(const feat_t* __restrict__ x, const int64_t* __restrict__ y,
+                   const center_t* __restrict__ c, int64_t n, int64_t dim, acc_t margin,
+                   acc_t scale, acc_t* __restrict__ losses, feat_t* __restrict__ basis,
+                   acc_t* __restrict__ partials, unsigned int* __restrict__ ticket,
+                   acc_t* __restrict__ total) {
+  constexpr int kRows = kForwardBlock / kGroup;
+  __shared__ acc_t row_loss[kRows];
+  __shared__ acc_t reduce[kForwardBlock];
+  __shared__ bool is_last;
+  const int lane = threadIdx.x % kGroup;
+  const int slot = threadIdx.x / kGroup;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kRows + slot;
+  const bool valid = i < n;  // uniform within a group, so the shuffles below see whole groups
+
+  const feat_t* xi = x + (valid ? i : 0) * dim;
+  const center_t* ci = c + (valid ? y[i] : 0) * dim;
+  acc_t sq = acc_t(0);
+  if (valid) {
+#pragma unroll 4
+    for (int64_t k = lane; k < dim; k += kGroup) {
+      const acc_t d = static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k]);
+      sq += d * d;
+    }
+  }
+  // Butterfly: every lane ends with the same (commutative, so bitwise equal) sum.
+#pragma unroll
+  for (int offset = kGroup / 2; offset > 0; offset /= 2) {
+    sq += __shfl_xor_sync(kFullMask, sq, offset, kGroup);
+  }
+  acc_t loss = acc_t(0);
+  if (valid) {
+    loss = math::sample_loss(sq, margin);
+    const acc_t coef = scale * math::gradient_coefficient(sq, margin);
+    feat_t* bi = basis + i * dim;
+#pragma unroll 4
+    for (int64_t k = lane; k < dim; k += kGroup) {
+      bi[k] = static_cast<feat_t>(coef * (static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+    }
+    if (losses != nullptr && lane == 0) losses[i] = loss;
+  }
+  if (partials == nullptr) return;  // reduction none: the [N] vector is the result
+
+  if (lane == 0) row_loss[slot] = loss;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    acc_t block_sum = acc_t(0);
+    for (int r = 0; r < kRows; ++r) block_sum += row_loss[r];  // rows in batch order
+    partials[blockIdx.x] = block_sum;
+    __threadfence();  // make the partial visible before taking a ticket
+    is_last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!is_last) return;
+  // The last block: fixed-order sum of all partials (independent of which block is last).
+  acc_t s = acc_t(0);
+  for (int64_t b = threadIdx.x; b < gridDim.x; b += kForwardBlock) s += __ldcg(partials + b);
+  reduce[threadIdx.x] = s;
+  __syncthreads();
+#pragma unroll
+  for (int width = kForwardBlock / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) reduce[threadIdx.x] += reduce[threadIdx.x + width];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *total = reduce[0] * scale;
+}
+
+template <typename feat_t, typename center_t, typename acc_t>
+void launch_forward(const at::Tensor& features, const at::Tensor& labels,
+                    const at::Tensor& centers, double margin, int64_t reduction,
+                    at::Tensor& losses, at::Tensor& total, at::Tensor& grad_basis,
+                    cudaStream_t stream) {
+  const int64_t n = features.size(0);
+  const int64_t dim = features.size(1);
+  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
+  const acc_t scale = math::reduction_scale<acc_t>(reduction, n);
+  const bool narrow = dim <= 16;  // 4 threads per row for tiny D, a warp otherwise
+  const int rows_per_block = kForwardBlock / (narrow ? 4 : kWarp);
+  const int64_t blocks = (n + rows_per_block - 1) / rows_per_block;
+  TORCH_CHECK(blocks <= INT_MAX, "centerloss.forward: batch too large for one launch (N = ", n,
+              ")");
+
+  acc_t* partials = nullptr;
+  unsigned int* ticket = nullptr;
+  at::Tensor workspace;
+  if (reduce) {
+    const int64_t ticket_offset = align_up(blocks * static_cast<int64_t>(sizeof(acc_t)));
+    workspace = at::empty({ticket_offset + 16}, features.options().dtype(at::kByte));
+    partials = byte_offset<acc_t>(workspace, 0);
+    ticket = byte_offset<unsigned int>(workspace, ticket_offset);
+    C10_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned int), stream));
+  }
+  auto launch = [&](auto kernel) {
+    kernel<<<static_cast<unsigned>(blocks), kForwardBlock, 0, stream>>>(
+        features.data_ptr<feat_t>(), labels.data_ptr<int64_t>(), centers.data_ptr<center_t>(),
+        n, dim, static_cast<acc_t>(margin), scale,
+        reduce ? nullptr : losses.data_ptr<acc_t>(), grad_basis.data_ptr<feat_t>(), partials,
+        ticket, reduce ? total.data_ptr<acc_t>() : nullptr);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  };
+  if (narrow) {
+    launch(forward_kernel<feat_t, center_t, acc_t, 4>);
+  } else {
+    launch(forward_kernel<feat_t, center_t, acc_t, kWarp>);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Backward
+
+template <typename scalar_t, typename acc_t>
+__global__ void backward_kernel(const acc_t* __restrict__ grad_loss, bool per_sample,
+                                const scalar_t* __restrict__ basis, scalar_t* __restrict__ out,
+                                int64_t numel, int64_t dim) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const acc_t g0 = per_sample ? acc_t(0) : grad_loss[0];
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < numel;
+       e += stride) {
+    const acc_t g = per_sample ? grad_loss[e / dim] : g0;
+    out[e] = static_cast<scalar_t>(g * static_cast<acc_t>(basis[e]));
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Center update
+
+constexpr int kSortThreads = 256;   // block size of the prepare kernel
+constexpr int kSmallItems = 4;      // N <= 1024: one block sorts 256 x 4 keys
+constexpr int kLargeItems = 16;     // N <= 4096: 256 x 16 keys
+constexpr int64_t kBlockSortMax = int64_t(kSortThreads) * kLargeItems;
+constexpr int kApplyWarps = 8;      // warps per apply block
+constexpr int kCheckPerThread = 16; // features checked per thread in the prepare kernel
+
+// Block 0 (when sort_in_block): stable sort of (label, position), then writes order[p] (the
+// batch position of sorted row p), seg_start[s] (first sorted row of class segment s) and
+// *num_segs. Every other block: one flag saying whether its slice of the features is finite.
+template <typename feat_t, int kItems>
+__global__ void __launch_bounds__(kSortThreads)
+    prepare_kernel(const feat_t* __restrict__ x, int64_t numel, const int64_t* __restrict__ y,
+                   int n, unsigned pad_key, int end_bit, bool sort_in_block, int* __restrict__ order,
+                   int* __restrict__ seg_start, int* __restrict__ num_segs,
+                   unsigned char* __restrict__ finite) {
+  using Sort = cub::BlockRadixSort<unsigned, kSortThreads, kItems, int>;
+  using Scan = cub::BlockScan<int, kSortThreads>;
+  if (sort_in_block && blockIdx.x == 0) {
+    __shared__ typename Sort::TempStorage sort_storage;
+    __shared__ typename Scan::TempStorage scan_storage;
+    __shared__ unsigned sorted[kSortThreads * kItems];
+    unsigned keys[kItems];
+    int rows[kItems];
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) {  // blocked arrangement: item j of thread t is t*kItems+j
+      const int p = threadIdx.x * kItems + j;
+      keys[j] = p < n ? static_cast<unsigned>(y[p]) : pad_key;  // pad_key = K: after all labels
+      rows[j] = p;
+    }
+    Sort(sort_storage).Sort(keys, rows, 0, end_bit);
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) sorted[threadIdx.x * kItems + j] = keys[j];
+    __syncthreads();
+    int head[kItems];
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) {
+      const int p = threadIdx.x * kItems + j;
+      head[j] = p < n && (p == 0 || sorted[p] != sorted[p - 1]) ? 1 : 0;
+    }
+    int segment[kItems];
+    int segments = 0;
+    Scan(scan_storage).ExclusiveSum(head, segment, segments);
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) {
+      const int p = threadIdx.x * kItems + j;
+      if (p < n) {
+        order[p] = rows[j];
+        if (head[j]) seg_start[segment[j]] = p;
+      }
+    }
+    if (threadIdx.x == 0) {
+      *num_segs = segments;
+      finite[0] = 1;
+    }
+    return;
+  }
+  const int64_t checkers = gridDim.x - (sort_in_block ? 1 : 0);
+  const int64_t block = blockIdx.x - (sort_in_block ? 1 : 0);
+  using check_t = std::conditional_t<std::is_same_v<feat_t, double>, double, float>;
+  bool ok = true;
+  for (int64_t e = block * kSortThreads + threadIdx.x; e < numel; e += checkers * kSortThreads) {
+    ok &= math::is_finite(static_cast<check_t>(x[e]));
+  }
+  ok = __syncthreads_and(ok);
+  if (threadIdx.x == 0) finite[blockIdx.x] = ok ? 1 : 0;
+}
+
+// One item = (class segment s, 32 columns), handled by a team of team_warps warps; warp w sums
+// the w-th contiguous share of the segment's rows in batch order, and the team adds the shares
+// in warp order (team_warps = 1: exactly batch order). Nothing is written unless every flag of
+// the prepare kernel says finite; block 0 records that verdict in *applied.
+template <typename feat_t, typename center_t, typename acc_t>
+__global__ void __launch_bounds__(kApplyWarps * kWarp)
+    apply_kernel(const feat_t* __restrict__ x, const int64_t* __restrict__ y, int64_t dim,
+                 const int* __restrict__ order, const int* __restrict__ seg_start,
+                 const int* __restrict__ num_segs, int n,
+                 const unsigned char* __restrict__ finite, int num_flags,
+                 center_t* __restrict__ c, acc_t alpha, int64_t rule, int team_warps,
+                 int64_t column_chunks, bool* __restrict__ applied) {
+  __shared__ acc_t share[kApplyWarps][kWarp];
+  int ok = 1;
+  for (int f = threadIdx.x; f < num_flags; f += blockDim.x) ok &= finite[f];
+  ok = __syncthreads_and(ok);
+  if (blockIdx.x == 0 && threadIdx.x == 0) *applied = ok != 0;
+  if (!ok) return;  // the NaN guard: no center changes
+
+  const int warp = threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  const int team = warp / team_warps;
+  const int member = warp % team_warps;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * (kApplyWarps / team_warps) + team;
+  const int64_t s = item / column_chunks;
+  const int64_t col = (item % column_chunks) * kWarp + lane;
+  const int segments = *num_segs;
+  const bool active = s < segments;  // uniform within a team
+
+  int start = 0, count = 0;
+  int64_t cls = 0;
+  acc_t center = acc_t(0);
+  acc_t sum = acc_t(0);
+  if (active) {
+    start = seg_start[s];
+    count = (s + 1 < segments ? seg_start[s + 1] : n) - start;
+    cls = y[order[start]];
+    if (col < dim) center = static_cast<acc_t>(c[cls * dim + col]);
+    const int share_rows = (count + team_warps - 1) / team_warps;
+    const int r0 = start + min(count, member * share_rows);
+    const int r1 = start + min(count, (member + 1) * share_rows);
+    for (int p = r0; p < r1; p += kWarp) {
+      const int rows_here = min(kWarp, r1 - p);
+      const int my_row = lane < rows_here ? order[p + lane] : 0;
+      for (int q = 0; q < rows_here; q += 8) {
+        acc_t v[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {  // eight loads in flight, then the adds in batch order
+          const int row = __shfl_sync(kFullMask, my_row, (q + u) & (kWarp - 1));
+          v[u] = (q + u < rows_here && col < dim)
+                     ? static_cast<acc_t>(x[static_cast<int64_t>(row) * dim + col])
+                     : acc_t(0);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          if (q + u < rows_here) sum += center - v[u];
+        }
+      }
+    }
+  }
+  if (team_warps == 1) {
+    if (active && col < dim) {
+      const acc_t factor = math::center_step_factor<acc_t>(count, alpha, rule);
+      c[cls * dim + col] = static_cast<center_t>(center - factor * sum);
+    }
+    return;
+  }
+  share[warp][lane] = sum;
+  __syncthreads();
+  if (active && member == 0 && col < dim) {
+    acc_t total = share[warp][lane];
+    for (int w = 1; w < team_warps; ++w) total += share[warp + w][lane];
+    const acc_t factor = math::center_step_factor<acc_t>(count, alpha, rule);
+    c[cls * dim + col] = static_cast<center_t>(center - factor * total);
+  }
+}
+
+struct IsSegmentHead {
+  const int64_t* sorted_keys;
+  __device__ bool operator()(int p) const { return p == 0 || sorted_keys[p] != sorted_keys[p - 1]; }
+};
+
+int bits_for(int64_t value) {  // bits needed to hold every key in [0, value]
+  int bits = 1;
+  while (bits < 63 && (int64_t(1) << bits) <= value) ++bits;
+  return bits;
+}
+
+// Warps per item: enough that each warp sums about 16 rows of an average class segment.
+int team_warps_for(int64_t n, int64_t num_classes) {
+  const int64_t avg_rows = n / std::max<int64_t>(1, std::min(n, num_classes));
+  int warps = 1;
+  while (warps < kApplyWarps && warps * 16 < avg_rows) warps *= 2;
+  return warps;
+}
+
+template <typename feat_t, typename center_t>
+at::Tensor update_typed(at::Tensor& centers, const at::Tensor& features,
+                        const at::Tensor& labels, double alpha, int64_t rule,
+                        cudaStream_t stream) {
+  using acc_t = std::conditional_t<std::is_same_v<center_t, double>, double, float>;
+  const int64_t n64 = features.size(0);
+  const int64_t dim = features.size(1);
+  const int64_t num_classes = centers.size(0);
+  TORCH_CHECK(n64 < INT_MAX, "centerloss.update_centers_: batch too large (N = ", n64, ")");
+  const int n = static_cast<int>(n64);
+  const int64_t numel = n64 * dim;
+  const bool block_sort = n64 <= kBlockSortMax && num_classes < INT_MAX;
+
+  // Prepare-kernel grid: checker blocks for the features (+ block 0 for the sort).
+  const int64_t per_block = int64_t(kSortThreads) * kCheckPerThread;
+  const int64_t checkers =
+      std::clamp<int64_t>((numel + per_block - 1) / per_block, 1, 4 * sm_count(features.get_device()));
+  const int64_t prep_blocks = checkers + (block_sort ? 1 : 0);
+
+  const int64_t order_off = 0;
+  const int64_t seg_off = align_up(n64 * 4);
+  const int64_t count_off = seg_off + align_up(n64 * 4);
+  const int64_t flags_off = count_off + 16;
+  at::Tensor workspace =
+      at::empty({flags_off + align_up(prep_blocks)}, features.options().dtype(at::kByte));
+  int* order = byte_offset<int>(workspace, order_off);
+  int* seg_start = byte_offset<int>(workspace, seg_off);
+  int* num_segs = byte_offset<int>(workspace, count_off);
+  unsigned char* finite = byte_offset<unsigned char>(workspace, flags_off);
+  const feat_t* x = features.data_ptr<feat_t>();
+  const int64_t* y = labels.data_ptr<int64_t>();
+  const int end_bit = bits_for(num_classes);
+
+  if (block_sort) {
+    auto prepare = n64 <= int64_t(kSortThreads) * kSmallItems ? prepare_kernel<feat_t, kSmallItems>
+                                                              : prepare_kernel<feat_t, kLargeItems>;
+    prepare<<<static_cast<unsigned>(prep_blocks), kSortThreads, 0, stream>>>(
+        x, numel, y, n, static_cast<unsigned>(num_classes), end_bit, true, order, seg_start,
+        num_segs, finite);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  } else {
+    // Device-wide stable radix sort of (label, position), then the segment heads compacted
+    // in order (cub::DeviceSelect keeps the input order): both deterministic.
+    at::Tensor positions = at::arange(n64, labels.options().dtype(at::kInt));
+    at::Tensor sorted_keys = at::empty_like(labels);
+    size_t sort_bytes = 0, select_bytes = 0;
+    C10_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        nullptr, sort_bytes, y, sorted_keys.data_ptr<int64_t>(), positions.data_ptr<int>(), order,
+        n, 0, end_bit, stream));
+    const IsSegmentHead is_head{sorted_keys.data_ptr<int64_t>()};
+    C10_CUDA_CHECK(cub::DeviceSelect::If(nullptr, select_bytes, thrust::counting_iterator<int>(0),
+                                         seg_start, num_segs, n, is_head, stream));
+    at::Tensor temp = at::empty({static_cast<int64_t>(std::max(sort_bytes, select_bytes))},
+                                features.options().dtype(at::kByte));
+    C10_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        temp.data_ptr(), sort_bytes, y, sorted_keys.data_ptr<int64_t>(),
+        positions.data_ptr<int>(), order, n, 0, end_bit, stream));
+    C10_CUDA_CHECK(cub::DeviceSelect::If(temp.data_ptr(), select_bytes,
+                                         thrust::counting_iterator<int>(0), seg_start, num_segs,
+                                         n, is_head, stream));
+    prepare_kernel<feat_t, kSmallItems><<<static_cast<unsigned>(prep_blocks), kSortThreads, 0,
+                                          stream>>>(x, numel, y, n, 0u, 1, false, order,
+                                                    seg_start, num_segs, finite);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  at::Tensor applied = at::empty({}, features.options().dtype(at::kBool));
+  const int team_warps = team_warps_for(n64, num_classes);
+  const int64_t column_chunks = (dim + kWarp - 1) / kWarp;
+  const int64_t items = std::min(n64, num_classes) * column_chunks;
+  const int64_t teams_per_block = kApplyWarps / team_warps;
+  const int64_t apply_blocks = (items + teams_per_block - 1) / teams_per_block;
+  TORCH_CHECK(apply_blocks <= INT_MAX, "centerloss.update_centers_: batch too large (N = ", n64,
+              ", D = ", dim, ")");
+  apply_kernel<feat_t, center_t, acc_t>
+      <<<static_cast<unsigned>(apply_blocks), kApplyWarps * kWarp, 0, stream>>>(
+          x, y, dim, order, seg_start, num_segs, n, finite, static_cast<int>(prep_blocks),
+          centers.data_ptr<center_t>(), static_cast<acc_t>(alpha), rule, team_warps,
+          column_chunks, applied.data_ptr<bool>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return applied;
+}
+
+// ------------------------------------------------------------------------------------------
+// Label check
+
+constexpr int kLabelThreads = 1024;
+constexpr int64_t kLabelOneBlockMax = int64_t(1) << 16;
+
+// Smallest position whose label is outside [0, K). One block for small batches (it writes the
+// result, so nothing needs initialising); more blocks combine with atomicMin into a slot that
+// the host pre-filled with all-ones bytes (= "none").
+__global__ void __launch_bounds__(kLabelThreads)
+    first_bad_label_kernel(const int64_t* __restrict__ y, int64_t n, int64_t num_classes,
+                           unsigned long long* __restrict__ first_bad) {
+  unsigned long long mine = ULLONG_MAX;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kLabelThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kLabelThreads + threadIdx.x; i < n;
+       i += stride) {
+    if (y[i] < 0 || y[i] >= num_classes) {
+      mine = static_cast<unsigned long long>(i);
+      break;  // later positions of this thread are larger
+    }
+  }
+  using Reduce = cub::BlockReduce<unsigned long long, kLabelThreads>;
+  __shared__ typename Reduce::TempStorage storage;
+  const unsigned long long block_min = Reduce(storage).Reduce(
+      mine, [](unsigned long long a, unsigned long long b) { return b < a ? b : a; });
+  if (threadIdx.x != 0) return;
+  if (gridDim.x == 1) {
+    *first_bad = block_min;
+  } else if (block_min != ULLONG_MAX) {
+    atomicMin(first_bad, block_min);
+  }
+}
+
+// Runs the lambda given last with feat_t and center_t bound to the tensors' element types.
+#define CENTERLOSS_DISPATCH_CUDA(features, centers, name, ...)                                 \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, (features).scalar_type(), name,    \
+                                  [&] {                                                        \
+                                    using feat_t = scalar_t;                                   \
+                                    if ((centers).scalar_type() == at::kDouble) {              \
+                                      using center_t = double;                                 \
+                                      __VA_ARGS__();                                           \
+                                    } else {                                                   \
+                                      using center_t = float;                                  \
+                                      __VA_ARGS__();                                           \
+                                    }                                                          \
+                                  })
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
+                                                const at::Tensor& labels,
+                                                const at::Tensor& centers, double margin,
+                                                int64_t reduction) {
+  const c10::cuda::CUDAGuard guard(features.device());
+  const bool wide = features.scalar_type() == at::kDouble || centers.scalar_type() == at::kDouble;
+  const auto acc_type = wide ? at::kDouble : at::kFloat;
+  const int64_t n = features.size(0);
+  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
+  at::Tensor grad_basis = at::empty_like(features, at::MemoryFormat::Contiguous);
+  if (n == 0) {  // mean/sum of nothing is 0; none is the empty vector
+    return {reduce ? at::zeros({}, features.options().dtype(acc_type))
+                   : at::empty({0}, features.options().dtype(acc_type)),
+            grad_basis};
+  }
+  at::Tensor losses = reduce ? at::Tensor() : at::empty({n}, features.options().dtype(acc_type));
+  at::Tensor total = reduce ? at::empty({}, features.options().dtype(acc_type)) : at::Tensor();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  CENTERLOSS_DISPATCH_CUDA(features, centers, "centerloss_forward_cuda", [&] {
+    using acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
+                                     double, float>;
+    launch_forward<feat_t, center_t, acc_t>(features, labels, centers, margin, reduction, losses,
+                                            total, grad_basis, stream);
+  });
+  return {reduce ? total : losses, grad_basis};
+}
+
+at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
+  const c10::cuda::CUDAGuard guard(grad_basis.device());
+  at::Tensor grad = at::empty_like(grad_basis, at::MemoryFormat::Contiguous);
+  const int64_t numel = grad_basis.numel();
+  if (numel == 0) return grad;
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((numel + threads - 1) / threads,
+                                           int64_t(16) * sm_count(grad_basis.get_device()));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_basis.scalar_type(),
+                                  "centerloss_backward_cuda", [&] {
+    using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+    backward_kernel<scalar_t, acc_t><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
+        grad_loss.data_ptr<acc_t>(), grad_loss.dim() == 1, grad_basis.data_ptr<scalar_t>(),
+        grad.data_ptr<scalar_t>(), numel, grad_basis.size(1));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return grad;
+}
+
+at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
+                               const at::Tensor& labels, double alpha, int64_t rule,
+                               bool deterministic) {
+  (void)deterministic;  // the one path is deterministic (see the comment at the top)
+  const c10::cuda::CUDAGuard guard(features.device());
+  if (features.size(0) == 0) return at::ones({}, features.options().dtype(at::kBool));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor applied;
+  CENTERLOSS_DISPATCH_CUDA(features, centers, "centerloss_update_cuda", [&] {
+    applied = update_typed<feat_t, center_t>(centers, features, labels, alpha, rule, stream);
+  });
+  return applied;
+}
+
+int64_t first_bad_label_cuda(const at::Tensor& labels64, int64_t num_classes) {
+  const int64_t n = labels64.numel();
+  if (n == 0) return -1;
+  const c10::cuda::CUDAGuard guard(labels64.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor first_bad = at::empty({1}, labels64.options());
+  auto* slot = reinterpret_cast<unsigned long long*>(first_bad.data_ptr<int64_t>());
+  const int64_t blocks =
+      n <= kLabelOneBlockMax
+          ? 1
+          : std::min<int64_t>((n + kLabelThreads - 1) / kLabelThreads,
+                              int64_t(4) * sm_count(labels64.get_device()));
+  if (blocks > 1) C10_CUDA_CHECK(cudaMemsetAsync(slot, 0xff, sizeof(*slot), stream));
+  first_bad_label_kernel<<<static_cast<unsigned>(blocks), kLabelThreads, 0, stream>>>(
+      labels64.data_ptr<int64_t>(), n, num_classes, slot);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const int64_t found = first_bad.item<int64_t>();  // the one device-to-host read (syncs)
+  return found < 0 ? -1 : found;  // all-ones bytes read as -1: no bad label
+}
+
+}  // namespace centerloss::kernels

@@ -1,0 +1,125 @@
+"""Input checks for the Keras front end (spec section 7): shapes and dtypes when the layer is
+built or called, and label values at run time on every backend, before any state changes."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from keras import backend, ops
+
+REDUCTIONS = ("mean", "sum", "none")
+UPDATES = ("paper", "mean", "gradient")
+INITS = ("zeros", "normal", "xavier", "first_sight")
+
+
+def check_options(num_classes, alpha, weight, reduction, update, margin, init, init_std) -> None:
+    if int(num_classes) < 1:
+        raise ValueError(f"CenterLoss: num_classes must be >= 1, got {num_classes}")
+    if not 0.0 < float(alpha) <= 1.0:
+        raise ValueError(f"CenterLoss: alpha must be in (0, 1], got {alpha}")
+    if not np.isfinite(float(weight)):
+        raise ValueError(f"CenterLoss: weight must be a finite number, got {weight}")
+    if not (np.isfinite(float(margin)) and float(margin) >= 0.0):
+        raise ValueError(f"CenterLoss: margin must be a finite number >= 0, got {margin}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(
+            f"CenterLoss: reduction must be 'mean' or 'sum' (add_loss needs a scalar; for the "
+            f"per-sample vector use centerloss.keras.center_loss(..., reduction='none')), "
+            f"got {reduction!r}"
+        )
+    if update not in UPDATES:
+        raise ValueError(f"CenterLoss: update must be one of {UPDATES}, got {update!r}")
+    if init not in INITS:
+        raise ValueError(f"CenterLoss: init must be one of {INITS}, got {init!r}")
+    if not float(init_std) > 0.0:
+        raise ValueError(f"CenterLoss: init_std must be > 0, got {init_std}")
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"center_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_pair(inputs, what: str) -> None:
+    """The layer takes [features, labels]; a bare tensor or shape is the usual mistake."""
+    pair = isinstance(inputs, (list, tuple)) and len(inputs) == 2
+    if not pair or any(isinstance(item, int) or item is None for item in inputs):
+        raise ValueError(
+            f"CenterLoss: call the layer on [features, labels] (a list of two tensors), got "
+            f"{what} {inputs!r:.200}"
+        )
+
+
+def check_shapes(features_shape, labels_shape) -> None:
+    """features [N, D]; labels [N] or [N, 1] (N may be None while building a model)."""
+    if len(features_shape) != 2:
+        raise ValueError(
+            f"CenterLoss: features must be 2-D [N, D], got shape {tuple(features_shape)}"
+        )
+    if features_shape[1] is None:
+        raise ValueError("CenterLoss: the feature dimension D of features [N, D] must be known")
+    if not (len(labels_shape) == 1 or (len(labels_shape) == 2 and labels_shape[1] == 1)):
+        raise ValueError(
+            f"CenterLoss: labels must be integer class ids of shape [N] or [N, 1], got shape "
+            f"{tuple(labels_shape)} (one-hot labels are not accepted: pass the class ids)"
+        )
+    n_f, n_l = features_shape[0], labels_shape[0]
+    if n_f is not None and n_l is not None and n_f != n_l:
+        raise ValueError(f"CenterLoss: features has N = {n_f} rows but labels has {n_l} entries")
+
+
+def check_labels_dtype(labels) -> None:
+    dtype = backend.standardize_dtype(labels.dtype)
+    if "int" not in dtype or dtype == "bool":
+        raise TypeError(
+            f"CenterLoss: labels must have an integer dtype (class ids), got {dtype}; declare the "
+            f"labels input as keras.Input(shape=(), dtype='int32')"
+        )
+
+
+def labels_message(value, position, num_classes) -> str:
+    # Same wording as the C++ op's check, so errors read alike on every backend.
+    return (
+        f"CenterLoss: labels must be in [0, K) with K = {num_classes}; found label {value} at "
+        f"position {position}"
+    )
+
+
+def _raise_on_bad_labels(labels, num_classes: int) -> None:
+    labels = np.asarray(labels).reshape(-1)  # host numpy only (see check_label_range)
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ValueError(labels_message(labels[bad[0]], bad[0], num_classes))
+
+
+def check_label_range(labels, num_classes: int):
+    """Raises if a label is outside [0, K). Returns labels (under tf.function, with the check as
+    a control dependency). Eager values are checked on the host; traced ones at run time."""
+    name = backend.backend()
+    if name == "torch":
+        return labels  # the C++ op checks the values itself, before it changes anything
+    if name == "jax":
+        import jax
+
+        if isinstance(labels, jax.core.Tracer):
+            # The callback runs on the host at run time; its exception aborts the jitted step.
+            # num_classes is bound here, not passed: jax would make it a device array, and a jax
+            # op inside a host callback can deadlock the runtime.
+            jax.debug.callback(functools.partial(_raise_on_bad_labels, num_classes=num_classes),
+                               labels)
+            return labels
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            bad = tf.logical_or(labels < 0, labels >= num_classes)
+            position = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int32)
+            message = f"CenterLoss: labels must be in [0, K) with K = {num_classes}; found label"
+            check = tf.debugging.Assert(
+                tf.logical_not(tf.reduce_any(bad)),
+                [message, tf.gather(labels, position), "at position", position],
+            )
+            with tf.control_dependencies([check]):
+                return tf.identity(labels)
+    _raise_on_bad_labels(ops.convert_to_numpy(labels), num_classes)
+    return labels

@@ -1,0 +1,46 @@
+"""Stateless center loss functions for Keras tensors, on whichever backend Keras runs."""
+from __future__ import annotations
+
+from keras import backend, ops
+
+from . import _checks, _math
+
+
+def center_loss(features, labels, centers, margin: float = 0.0, reduction: str = "mean"):
+    """L_C = s * sum_i 1/2 * max(||x_i - c_{y_i}|| - margin, 0)^2 (spec section 1).
+
+    features [N, D] float; labels [N] integer in [0, K); centers [K, D] float32. reduction
+    "mean" (s = 1/N), "sum" (s = 1) or "none" (the [N] per-sample vector). Float32 result
+    (float64 for float64 features). Differentiable in features and centers; changes nothing.
+    """
+    _checks.check_reduction(reduction)
+    features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
+    _checks.check_shapes(tuple(features.shape), tuple(labels.shape))
+    _checks.check_labels_dtype(labels)
+    labels = _checks.check_label_range(ops.reshape(labels, (-1,)), centers.shape[0])
+    if backend.backend() == "torch":
+        from . import _torch_op
+
+        return _torch_op.center_loss(features, labels, centers, float(margin), reduction)
+    return _math.reduce_loss(_math.per_sample_loss(features, labels, centers, margin), reduction)
+
+
+def center_step(centers, features, labels, alpha: float = 0.5, rule: str = "paper"):
+    """One center step by rule "paper" (/(1 + n_j)) or "mean" (/n_j), without side effects.
+
+    Returns (new_centers [K, D], applied scalar bool); applied is False, and new_centers equals
+    centers, when a feature is non-finite.
+    """
+    if rule not in ("paper", "mean"):
+        raise ValueError(f"center_step: rule must be 'paper' or 'mean', got {rule!r}")
+    features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
+    _checks.check_shapes(tuple(features.shape), tuple(labels.shape))
+    _checks.check_labels_dtype(labels)
+    labels = _checks.check_label_range(ops.reshape(labels, (-1,)), centers.shape[0])
+    if backend.backend() == "torch":
+        from . import _torch_op
+
+        moved = centers.detach().clone()
+        applied = _torch_op.update_centers_(moved, features, labels, float(alpha), rule)
+        return moved, applied
+    return _math.center_step(centers, features, labels, alpha, rule)

@@ -1,0 +1,163 @@
+"""centerloss.keras.CenterLoss: a Keras 3 layer that owns the centers, adds the center loss to the
+model's losses and moves the centers in training (spec sections 1-4)."""
+from __future__ import annotations
+
+import keras
+from keras import backend, ops
+
+from . import _checks, _math
+
+_INITIALIZERS = {"zeros": "zeros", "first_sight": "zeros", "xavier": "glorot_uniform"}
+
+
+@keras.saving.register_keras_serializable(package="centerloss")
+class CenterLoss(keras.layers.Layer):
+    """Center loss (Wen et al., ECCV 2016) with its K x D table of class centers.
+
+    Call it on ``[features, labels]``: features [N, D] float (any float dtype; the maths runs in
+    float32), labels [N] or [N, 1] integer class ids in [0, K). It returns ``features``
+    unchanged, so models compose, and adds ``weight * L_C`` to the model's losses, where
+
+        L_C = s * sum_i 1/2 * max(||x_i - c_{y_i}|| - margin, 0)^2,  s = 1/N ("mean") or 1 ("sum").
+
+    With ``training=True`` (``model.fit``) and update "paper" or "mean", the centers of the
+    classes in the batch then move by one step computed from the centers the loss used:
+
+        paper: c_j -= alpha * sum_{y_i=j} (c_j - x_i) / (1 + n_j)   (Wen et al. 2016, Eq. 4)
+        mean:  c_j -= alpha * sum_{y_i=j} (c_j - x_i) / n_j         (IJCV 2019)
+
+    With update "gradient" the centers are a trainable weight that the model's optimizer moves.
+    ``evaluate``/``predict`` (``training=False``) never change the centers. A batch with a NaN or
+    an infinity leaves every center untouched and increments ``skipped_updates``.
+
+    Weights: ``centers`` [K, D] float32 (non-trainable unless update="gradient"),
+    ``skipped_updates`` int32 scalar, and ``seen`` [K] bool with init="first_sight"; they are
+    saved in ``.keras`` files with the options (``get_config``).
+
+    On the torch backend the loss and the step are the project's C++ op
+    (``torch.ops.centerloss``); on jax and tensorflow they are the same maths in ``keras.ops``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        alpha: float = 0.5,
+        weight: float = 1.0,
+        reduction: str = "mean",
+        update: str = "paper",
+        margin: float = 0.0,
+        init: str = "zeros",
+        init_std: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        _checks.check_options(num_classes, alpha, weight, reduction, update, margin, init, init_std)
+        if init == "first_sight" and update == "gradient":
+            raise ValueError(
+                "CenterLoss: init='first_sight' moves the centers in the forward pass, which a "
+                "trainable (update='gradient') weight cannot do in Keras; use init='zeros'"
+            )
+        self.num_classes = int(num_classes)
+        self.alpha = float(alpha)
+        self.weight = float(weight)
+        self.reduction = reduction
+        self.update = update
+        self.margin = float(margin)
+        self.init = init
+        self.init_std = float(init_std)
+
+    def build(self, input_shape) -> None:
+        _checks.check_pair(input_shape, "input shape")
+        features_shape, labels_shape = input_shape
+        _checks.check_shapes(tuple(features_shape), tuple(labels_shape))
+        self.feature_dim = int(features_shape[1])
+        initializer = _INITIALIZERS.get(self.init) or keras.initializers.RandomNormal(
+            stddev=self.init_std
+        )
+        self.centers = self.add_weight(
+            shape=(self.num_classes, self.feature_dim),
+            initializer=initializer,
+            dtype="float32",
+            trainable=self.update == "gradient",
+            autocast=False,  # float32 even under a mixed-precision policy (spec section 4)
+            name="centers",
+        )
+        self.skipped_updates = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="skipped_updates"
+        )
+        if self.init == "first_sight":
+            self.seen = self.add_weight(
+                shape=(self.num_classes,),
+                initializer="zeros",
+                dtype="bool",
+                trainable=False,
+                name="seen",
+            )
+
+    def call(self, inputs, training=False):
+        _checks.check_pair(inputs, "inputs")
+        features, labels = inputs
+        _checks.check_shapes(tuple(features.shape), tuple(labels.shape))
+        if features.shape[1] != self.feature_dim:
+            raise ValueError(
+                f"CenterLoss: features has D = {features.shape[1]} but the centers have D = "
+                f"{self.feature_dim} (centers shape {(self.num_classes, self.feature_dim)})"
+            )
+        _checks.check_labels_dtype(labels)
+        labels = _checks.check_label_range(ops.reshape(labels, (-1,)), self.num_classes)
+        if backend.backend() == "torch":
+            loss = self._torch_forward(features, labels, bool(training))
+        else:
+            loss = self._ops_forward(features, labels, bool(training))
+        self.add_loss(self.weight * loss)
+        return features
+
+    def _moves_in_forward(self, training: bool) -> bool:
+        return training and self.update != "gradient"
+
+    def _ops_forward(self, features, labels, training: bool):
+        centers = ops.convert_to_tensor(self.centers)
+        if training and self.init == "first_sight":
+            centers, seen = _math.first_sight(centers, self.seen, features, labels)
+            self.centers.assign(centers)
+            self.seen.assign(seen)
+        per_sample = _math.per_sample_loss(features, labels, centers, self.margin)
+        loss = _math.reduce_loss(per_sample, self.reduction)
+        if self._moves_in_forward(training):
+            moved, applied = _math.center_step(centers, features, labels, self.alpha, self.update)
+            self.centers.assign(moved)
+            self.skipped_updates.assign_add(ops.cast(ops.logical_not(applied), "int32"))
+        return loss
+
+    def _torch_forward(self, features, labels, training: bool):
+        from . import _torch_op  # imports torch and the C++ library only on this backend
+
+        centers = _torch_op.as_tensor(self.centers)
+        if training and self.init == "first_sight":
+            _torch_op.init_centers_first_sight_(
+                centers, _torch_op.as_tensor(self.seen), features, labels
+            )
+        loss = _torch_op.center_loss(features, labels, centers, self.margin, self.reduction)
+        if self._moves_in_forward(training):
+            applied = _torch_op.update_centers_(centers, features, labels, self.alpha, self.update)
+            self.skipped_updates.assign_add(ops.cast(ops.logical_not(applied), "int32"))
+        return loss
+
+    def compute_output_spec(self, inputs, training=False):
+        # The output is the features; no need to trace the loss while a model is being built.
+        features = inputs[0]
+        return keras.KerasTensor(features.shape, dtype=features.dtype)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            num_classes=self.num_classes,
+            alpha=self.alpha,
+            weight=self.weight,
+            reduction=self.reduction,
+            update=self.update,
+            margin=self.margin,
+            init=self.init,
+            init_std=self.init_std,
+        )
+        return config

@@ -1,0 +1,101 @@
+"""`pip install .` and `pip install -e .` into fresh virtual environments (torch borrowed, see
+conftest.py), then the Python consumer script, the torch-version guard and centerloss.keras.
+
+The CMake builds live in <build dir>/pip-build-{wheel,editable} (scikit-build-core's build-dir), so
+after the first run only CMake's configure step and the packaging are repeated."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from install_helpers import REPO, build_env, cache_value, make_venv, project_version, run
+
+CONSUMER = Path(__file__).with_name("python_consumer.py")
+
+
+def pip_install(python: Path, build_dir: Path, tmp_root: Path, kind: str, *args: str) -> None:
+    # The compiler, CUDA and -Werror settings of the build under test (so ccache reuses its
+    # objects); no index: everything must already be here. One CMake build dir per kind (wheel,
+    # editable) stays incremental between runs.
+    defines = [f"-Ccmake.define.{name}={cache_value(build_dir, name) or 'OFF'}"
+               for name in ("CENTERLOSS_WITH_CUDA", "CENTERLOSS_WERROR")]
+    defines.append(f"-Ccmake.define.CMAKE_CXX_COMPILER={cache_value(build_dir, 'CMAKE_CXX_COMPILER')}")
+    run([python, "-m", "pip", "install", "--no-build-isolation", "--no-index", "--quiet",
+         f"-Cbuild-dir={build_dir / ('pip-build-' + kind)}", *defines, *args],
+        cwd=tmp_root, env=build_env(REPO))
+
+
+def site_packages(python: Path) -> Path:
+    return Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+
+
+def consumer(python: Path, cwd: Path) -> dict:
+    # cwd outside the repository, so nothing is imported from the source tree by accident.
+    return json.loads(run([python, CONSUMER], cwd=cwd).stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def installed(build_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pip")
+    python = make_venv(root / "venv")
+    pip_install(python, build_dir, root, "wheel", str(REPO))
+    return python, root
+
+
+def test_installed_package_runs_from_site_packages(installed):
+    python, root = installed
+    site = site_packages(python)
+    report = consumer(python, root)
+    assert report["version"] == project_version()
+    assert Path(report["package"]).parent == site / "centerloss"
+    assert Path(report["library"]) == site / "centerloss" / "_lib" / "libcenterloss.so"
+    assert report["last_loss"] < report["first_loss"]
+    stamp = (site / "centerloss" / "_lib" / "torch_version.txt").read_text().strip()
+    torch_version = run([python, "-c", "import torch; print(torch.__version__)"]).stdout.strip()
+    assert stamp == torch_version.split("+")[0]
+
+
+def test_metadata_version_is_the_cmake_project_version(installed):
+    python, root = installed
+    code = "from importlib.metadata import metadata as m; d = m('centerloss'); print(d['Version'], d['License-Expression'])"
+    version, license_ = run([python, "-c", code], cwd=root).stdout.split()
+    assert version == project_version() and license_
+
+
+def test_a_library_built_for_another_torch_is_refused_by_name(installed):
+    python, root = installed
+    stamp = site_packages(python) / "centerloss" / "_lib" / "torch_version.txt"
+    original = stamp.read_text()
+    stamp.write_text("1.0.0\n")
+    try:
+        result = run([python, "-c", "import centerloss"], cwd=root, check=False)
+    finally:
+        stamp.write_text(original)
+    assert result.returncode != 0
+    assert "built for torch 1.0.0" in result.stderr, result.stderr
+
+
+def test_keras_front_end_is_installed(installed):
+    python, root = installed
+    code = ("import keras, centerloss.keras as k, numpy as np\n"
+            "layer = k.CenterLoss(num_classes=3)\n"
+            "f = np.ones((4, 2), 'float32'); y = np.array([0, 1, 2, 0])\n"
+            "out = layer([f, y])\n"
+            "print(keras.backend.backend(), k.__file__, tuple(out.shape), len(layer.losses))")
+    env = build_env(REPO) | {"KERAS_BACKEND": "torch"}
+    backend, path, *_ = run([python, "-c", code], cwd=root, env=env).stdout.split()
+    assert backend == "torch"
+    assert Path(path).is_relative_to(site_packages(python) / "centerloss")
+
+
+def test_editable_install_uses_the_source_tree(build_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pip_editable")
+    python = make_venv(root / "venv")
+    pip_install(python, build_dir, root, "editable", "-e", str(REPO))
+    report = consumer(python, root)
+    assert report["version"] == project_version()
+    assert Path(report["package"]) == REPO / "python" / "centerloss" / "__init__.py"
+    # The library comes from this install, not from a `make build` copy in the source tree.
+    assert Path(report["library"]).is_relative_to(site_packages(python)), report["library"]

@@ -1,0 +1,285 @@
+"""The CUDA kernels against the CPU op and the primitive reference (spec section 8).
+
+Skipped without a CUDA device. Runs under pytest, or as `python tests/python/test_cuda_ops.py`
+where pytest is not installed (the GPU machine may lack it): every test loops over its own cases.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import traceback
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import centerloss  # noqa: E402
+import reference  # noqa: E402
+
+try:
+    import pytest
+except ImportError:  # plain runner below
+    pytest = None
+
+HAVE_CUDA = torch.cuda.is_available()
+if pytest is not None:
+    pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="no CUDA device")
+
+CUDA = torch.device("cuda")
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# (loss rtol, gradient atol relative to the largest gradient) per feature dtype.
+TOL = {
+    torch.float32: (1e-5, 1e-5),
+    torch.float64: (1e-12, 1e-12),
+    torch.float16: (1e-5, 2e-3),
+    torch.bfloat16: (1e-5, 1.6e-2),
+}
+# The CPU tests' shapes (tests/python/test_op_reference.py), then shapes that take each CUDA
+# path: one-block sort up to 1024 and 4096 rows, device-wide sort above.
+SHAPES = [
+    (1, 1, 1),
+    (7, 3, 5),
+    (64, 1, 10),
+    (256, 2, 10),
+    (300, 17, 1000),
+    (513, 128, 100),
+    (2048, 512, 37),
+    (3000, 16, 100000),
+    (4096, 40, 3),
+    (6000, 24, 500),
+]
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(n, d, generator=g, dtype=torch.float64).to(dtype)
+    labels = torch.randint(0, k, (n,), generator=g)
+    centers = torch.randn(k, d, generator=g, dtype=torch.float64).to(centers_dtype)
+    return features, labels, centers
+
+
+class deterministic:
+    """Context manager: torch.use_deterministic_algorithms(on), restored on exit."""
+
+    def __init__(self, on):
+        self.on = on
+
+    def __enter__(self):
+        self.before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(self.on)
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.before)
+
+
+def test_loss_and_gradient_match_cpu_and_reference():
+    for (n, d, k), dtype, centers_dtype, margin, reduction in itertools.product(
+        SHAPES, DTYPES, [torch.float32, torch.float64], [0.0, 0.7], REDUCTIONS
+    ):
+        where = f"N={n} D={d} K={k} {dtype} centers {centers_dtype} margin={margin} {reduction}"
+        features, labels, centers = make_case(n, d, k, dtype, n + d + k, centers_dtype)
+        loss_rtol, grad_atol = TOL[dtype]
+        weight = torch.rand(n, dtype=torch.float64) if reduction == "none" else torch.ones(())
+
+        x_gpu = features.to(CUDA).requires_grad_(True)
+        got = centerloss.center_loss(x_gpu, labels.to(CUDA), centers.to(CUDA), margin, reduction)
+        x_cpu = features.clone().requires_grad_(True)
+        cpu = centerloss.center_loss(x_cpu, labels, centers, margin, reduction)
+        x_ref = features.to(torch.float64).requires_grad_(True)
+        want = reference.loss(x_ref, labels, centers.to(torch.float64), margin, reduction)
+
+        assert got.dtype == cpu.dtype and got.shape == cpu.shape, where
+        torch.testing.assert_close(got.cpu().double(), want.detach(), rtol=loss_rtol, atol=1e-6, msg=where)
+        torch.testing.assert_close(got.cpu(), cpu.detach(), rtol=max(loss_rtol, 1e-5), atol=1e-6, msg=where)
+        (got * weight.to(CUDA, got.dtype)).sum().backward()
+        (cpu * weight.to(cpu.dtype)).sum().backward()
+        (want * weight).sum().backward()
+        assert x_gpu.grad.dtype == dtype, where
+        scale = max(x_ref.grad.abs().max().item(), 1e-30) if n else 1.0
+        assert (x_gpu.grad.cpu().double() - x_ref.grad).abs().max().item() <= grad_atol * scale, where
+        assert (x_gpu.grad.cpu().double() - x_cpu.grad.double()).abs().max().item() <= grad_atol * scale, where
+
+
+def test_update_matches_cpu_and_reference_in_both_modes():
+    for (n, d, k), dtype, centers_dtype, rule, det in itertools.product(
+        SHAPES, DTYPES, [torch.float32, torch.float64], ["paper", "mean"], [True, False]
+    ):
+        where = f"N={n} D={d} K={k} {dtype} centers {centers_dtype} {rule} deterministic={det}"
+        features, labels, centers = make_case(n, d, k, dtype, 7 * n + d + k, centers_dtype)
+        got = centers.to(CUDA)
+        with deterministic(det):
+            applied = centerloss.update_centers_(got, features.to(CUDA), labels.to(CUDA), 0.4, rule)
+        assert applied.device.type == "cuda" and applied.dtype == torch.bool and applied.item(), where
+        cpu = centers.clone()
+        centerloss.update_centers_(cpu, features, labels, 0.4, rule)
+        want = reference.updated_centers(centers.double(), features.double(), labels, 0.4, rule)
+        tol = 1e-10 if centers_dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(got.cpu().double(), want, rtol=tol, atol=tol, msg=where)
+        torch.testing.assert_close(got.cpu(), cpu, rtol=tol, atol=tol, msg=where)
+        absent = torch.ones(k, dtype=torch.bool)
+        absent[labels] = False
+        assert torch.equal(got.cpu()[absent], centers[absent]), where  # untouched bitwise
+
+
+def test_one_label_repeated_and_every_class_covered():
+    for n, k in [(1, 1), (300, 1), (4096, 5), (6000, 2)]:
+        for labels in (torch.full((n,), k - 1), torch.arange(n) % k):
+            features, _, centers = make_case(n, 8, k, torch.float32, n + k)
+            got = centers.to(CUDA)
+            centerloss.update_centers_(got, features.to(CUDA), labels.to(CUDA), 0.5, "paper")
+            want = reference.updated_centers(centers.double(), features.double(), labels, 0.5, "paper")
+            torch.testing.assert_close(got.cpu().double(), want, rtol=1e-5, atol=1e-5)
+            loss = centerloss.center_loss(features.to(CUDA), labels.to(CUDA), centers.to(CUDA))
+            want_loss = reference.loss(features.double(), labels, centers.double())
+            torch.testing.assert_close(loss.cpu().double(), want_loss, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_float64():
+    features, labels, centers = make_case(12, 5, 4, torch.float64, 3, torch.float64)
+    x = features.to(CUDA).requires_grad_(True)
+    c = centers.to(CUDA)
+    for margin, reduction in itertools.product([0.0, 0.4], REDUCTIONS):
+        assert torch.autograd.gradcheck(
+            lambda t: centerloss.center_loss(t, labels.to(CUDA), c, margin, reduction), (x,)
+        )
+    # The "gradient" rule: centers get the true gradient, summed by index_add_ (atomics on
+    # CUDA, so two backward passes may differ in the last bits).
+    cg = c.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda t, u: centerloss.center_loss(t, labels.to(CUDA), u, 0.0, "mean"), (x, cg),
+        nondet_tol=1e-12,
+    )
+
+
+def test_opcheck_every_op():
+    features, labels, centers = make_case(9, 3, 4, torch.float64, 8, torch.float64)
+    features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+    ops = torch.ops.centerloss
+    x = features.clone().requires_grad_(True)
+    c = centers.clone().requires_grad_(True)
+    for reduction in (0, 1, 2):
+        torch.library.opcheck(ops.center_loss.default, (x, labels, c, 0.25, reduction))
+        torch.library.opcheck(ops.forward.default, (features, labels, centers, 0.0, reduction))
+    torch.library.opcheck(ops.update_centers_.default, (centers.clone(), features, labels, 0.5, 0))
+
+
+def test_deterministic_mode_is_bitwise_reproducible():
+    for n, d, k in [(512, 512, 10), (3000, 64, 1000), (6000, 32, 20)]:
+        features, labels, centers = make_case(n, d, k, torch.float32, n, torch.float32)
+        features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+
+        def run():
+            x = features.clone().requires_grad_(True)
+            loss = centerloss.center_loss(x, labels, centers, 0.1)
+            loss.backward()
+            moved = centers.clone()
+            centerloss.update_centers_(moved, features, labels)
+            return loss, x.grad, moved
+
+        with deterministic(True):
+            first, second = run(), run()
+        for a, b in zip(first, second):
+            assert torch.equal(a, b), f"N={n} D={d} K={k}"
+
+
+def test_nan_guard_changes_nothing_without_a_host_read():
+    for n, bad, dtype in itertools.product([8, 2000, 5000], [float("nan"), float("inf")], DTYPES):
+        features, labels, centers = make_case(n, 16, 4, dtype, n)
+        features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+        features[n - 1, 15] = bad  # the last element: the last checker block's slice
+        before = centers.clone()
+        applied = centerloss.update_centers_(centers, features, labels)
+        assert applied.device.type == "cuda"
+        assert not applied.item()
+        assert torch.equal(centers, before)
+        assert not torch.isfinite(centerloss.center_loss(features, labels, centers)).item()
+
+
+def test_module_counts_skipped_steps_on_the_device():
+    module = centerloss.CenterLoss(10, 6, alpha=0.5).to(CUDA)
+    x = torch.randn(32, 6, device=CUDA, requires_grad=True)
+    y = torch.randint(0, 10, (32,), device=CUDA)
+    module(x, y).backward()
+    assert x.grad is not None and module.skipped_updates.item() == 0
+    x_bad = x.detach().clone()
+    x_bad[3, 2] = float("nan")
+    before = module.centers.clone()
+    module(x_bad, y)
+    assert module.skipped_updates.item() == 1
+    assert torch.equal(module.centers, before)
+
+
+def test_bad_labels_raise_and_change_nothing():
+    features, labels, centers = make_case(6, 3, 4, torch.float32, 1)
+    features, centers = features.to(CUDA), centers.to(CUDA)
+    before = centers.clone()
+    for bad in (-1, 4, 100):
+        y = labels.clone()
+        y[4] = bad
+        for call in (
+            lambda: centerloss.update_centers_(centers, features, y.to(CUDA)),
+            lambda: centerloss.center_loss(features, y.to(CUDA), centers),
+        ):
+            try:
+                call()
+            except RuntimeError as err:
+                assert f"found label {bad} at position 4" in str(err), str(err)
+            else:
+                raise AssertionError(f"label {bad} was accepted")
+        assert torch.equal(centers, before)
+
+
+def test_empty_batch():
+    x = torch.zeros(0, 4, device=CUDA, requires_grad=True)
+    y = torch.zeros(0, dtype=torch.long, device=CUDA)
+    c = torch.randn(3, 4, device=CUDA)
+    before = c.clone()
+    loss = centerloss.center_loss(x, y, c)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert x.grad.shape == x.shape
+    assert centerloss.center_loss(x, y, c, reduction="none").shape == (0,)
+    assert centerloss.update_centers_(c, x.detach(), y).item()
+    assert torch.equal(c, before)
+
+
+def test_non_contiguous_inputs_give_the_contiguous_result():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 96, generator=g).to(CUDA).t()
+    y = torch.randint(0, 7, (192,), generator=g).to(CUDA)[::2]
+    c = torch.randn(40, 7, generator=g).to(CUDA).t()
+    assert not (x.is_contiguous() or y.is_contiguous() or c.is_contiguous())
+    for reduction in REDUCTIONS:
+        torch.testing.assert_close(
+            centerloss.center_loss(x, y, c, 0.3, reduction),
+            centerloss.center_loss(x.contiguous(), y.contiguous(), c.contiguous(), 0.3, reduction),
+            rtol=0, atol=0,
+        )
+    strided = torch.randn(40, 7, generator=g).to(CUDA).t()
+    dense = strided.contiguous()
+    centerloss.update_centers_(strided, x, y, 0.5, "mean")
+    centerloss.update_centers_(dense, x.contiguous(), y.contiguous(), 0.5, "mean")
+    assert torch.equal(strided, dense)
+
+
+def _main() -> int:
+    if not HAVE_CUDA:
+        print("test_cuda_ops: no CUDA device, skipped")
+        return 0
+    failures = 0
+    for name, fn in sorted(globals().items()):
+        if name.startswith("test_") and callable(fn):
+            try:
+                fn()
+                print(f"PASS {name}")
+            except Exception:  # report every test, then fail at the end
+                failures += 1
+                print(f"FAIL {name}\n{traceback.format_exc()}")
+    print(f"test_cuda_ops: {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
