@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Results table and figures of an open-set experiment folder (openset_experiment.py).
+
+    make_table.py runs/openset [--figures docs/figures/openset_]
+
+Reads every RUN/openset.json under the folder, groups runs by (feature dimension, lambda) and
+writes FOLDER/table.md: mean +- sample standard deviation over seeds of closed-set accuracy,
+10-fold verification accuracy, ROC AUC, TAR at FAR 1e-2 / 1e-3, rank-1 identification and the
+held-out classes' intra/inter distance ratio. Figures (FOLDER/, and copies with the --figures
+prefix): roc.png (first seed, one panel per D), lambda.png (metrics against lambda) and
+scatter.png (2-D test features of softmax against the largest lambda, held-out classes in
+colour).
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# (column title, function of one run's metrics, format)
+COLUMNS = [
+    ("closed-set acc", lambda m: m["closed_set"]["accuracy"], "%.4f"),
+    ("verif. acc (10-fold)", lambda m: m["open_set"]["verification"]["accuracy_mean"], "%.4f"),
+    ("ROC AUC", lambda m: m["open_set"]["verification"]["roc_auc"], "%.4f"),
+    ("TAR@FAR=1e-2", lambda m: tar(m, 1e-2), "%.3f"),
+    ("TAR@FAR=1e-3", lambda m: tar(m, 1e-3), "%.3f"),
+    ("rank-1", lambda m: m["open_set"]["identification"]["rank1"], "%.4f"),
+    ("intra/inter", lambda m: m["open_set"]["feature_stats"]["ratio"], "%.3f"),
+]
+
+
+def tar(m, target):
+    for t in m["open_set"]["verification"]["tar_at_far"]:
+        if abs(t["far_target"] - target) < 1e-12:
+            return t["tar"]
+    return float("nan")
+
+
+def load_runs(folder):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(folder, "*", "openset.json"))):
+        with open(path) as f:
+            m = json.load(f)
+        c = m["config"]
+        runs.append({"dir": os.path.dirname(path), "path": path, "metrics": m,
+                     "dim": int(c["feature_dim"]), "lambda": float(c["lambda"]),
+                     "seed": int(c["seed"])})
+    if not runs:
+        raise SystemExit("no */openset.json under %s" % folder)
+    return runs
+
+
+def grouped(runs):
+    groups = defaultdict(list)
+    for r in runs:
+        groups[(r["dim"], r["lambda"])].append(r)
+    return dict(sorted(groups.items()))
+
+
+def mean_std(values):
+    v = np.asarray(values, dtype=float)
+    return v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0)
+
+
+def table(groups, runs):
+    m0 = runs[0]["metrics"]
+    c0 = m0["config"]
+    v0 = m0["open_set"]["verification"]
+    lines = [
+        "Held-out classes %s (trained on %s), %d pairs (%d genuine / %d impostor, %d folds) "
+        "from the %s split, %s similarity%s; rank-1 with %d gallery sample(s) per class; "
+        "mean +- std over seeds (n per row)." % (
+            ",".join(map(str, m0["open_set"]["classes"])), ",".join(map(str, c0["classes"])),
+            v0["pairs"], v0["genuine"], v0["impostors"], v0["folds"], m0["split"],
+            m0["open_set"]["similarity"],
+            ", L2-normalised" if m0["open_set"]["normalize"] else "",
+            m0["open_set"]["identification"]["gallery_per_class"]),
+        "",
+        "| D | lambda | n | " + " | ".join(c[0] for c in COLUMNS) + " |",
+        "|---|---|---|" + "---|" * len(COLUMNS),
+    ]
+    for (dim, lam), rs in groups.items():
+        cells = []
+        for _, fn, fmt in COLUMNS:
+            mu, sd = mean_std([fn(r["metrics"]) for r in rs])
+            cells.append((fmt + " ± " + fmt) % (mu, sd))
+        name = "0 (softmax)" if lam == 0 else "%g" % lam
+        lines.append("| %d | %s | %d | %s |" % (dim, name, len(rs), " | ".join(cells)))
+    return "\n".join(lines) + "\n"
+
+
+def plot_roc(groups, out):
+    dims = sorted({d for d, _ in groups})
+    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4.2), dpi=120, squeeze=False)
+    for ax, dim in zip(axes[0], dims):
+        for (d, lam), rs in groups.items():
+            if d != dim:
+                continue
+            r = min(rs, key=lambda r: r["seed"])
+            v = r["metrics"]["open_set"]["verification"]
+            floor = 1.0 / v["impostors"]
+            far = np.maximum(np.asarray(v["roc"]["far"]), floor / 2)
+            label = "%s (AUC %.3f)" % ("softmax" if lam == 0 else "lambda %g" % lam, v["roc_auc"])
+            ax.step(far, v["roc"]["tar"], where="post", label=label, linewidth=1.2)
+        ax.set_xscale("log")
+        ax.set_xlim(floor / 2, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("false accept rate")
+        ax.set_ylabel("true accept rate")
+        ax.set_title("held-out classes, D = %d, seed %d" % (dim, r["seed"]), fontsize=9)
+        ax.grid(True, which="both", linewidth=0.3)
+        ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def plot_lambda(groups, out):
+    dims = sorted({d for d, _ in groups})
+    panels = [COLUMNS[1], COLUMNS[2], COLUMNS[5], COLUMNS[6]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), dpi=120)
+    for ax, (title, fn, _) in zip(axes, panels):
+        for dim in dims:
+            keys = [k for k in groups if k[0] == dim]
+            lams = [k[1] for k in keys]
+            stats = [mean_std([fn(r["metrics"]) for r in groups[k]]) for k in keys]
+            ax.errorbar(range(len(lams)), [s[0] for s in stats], yerr=[s[1] for s in stats],
+                        marker="o", capsize=3, label="D = %d" % dim)
+        ax.set_xticks(range(len(lams)))
+        ax.set_xticklabels(["0" if l == 0 else "%g" % l for l in lams])
+        ax.set_xlabel("lambda")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, linewidth=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def load_features(path):
+    """Features and labels of a run's test_features.pt (see `centerloss embed`)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "plots"))
+    try:
+        import common  # the trainer's loader, which follows the file's current layout
+
+        d = common.load_features(path)
+        return d["features"], d["labels"]
+    except Exception:  # an older run's layout: a dict of tensors (our own file, so trusted)
+        import torch
+
+        d = torch.load(path, map_location="cpu", weights_only=False)
+        return d["features"].numpy(), d["labels"].numpy()
+
+
+def plot_scatter(groups, out):
+    two_d = {lam: rs for (d, lam), rs in groups.items() if d == 2}
+    if len(two_d) < 2:
+        return False
+    chosen = [min(two_d), max(two_d)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=120)
+    for ax, lam in zip(axes, chosen):
+        r = min(two_d[lam], key=lambda r: r["seed"])
+        path = os.path.join(r["dir"], "test_features.pt")
+        if not os.path.exists(path):
+            return False
+        x, y = load_features(path)
+        held = set(r["metrics"]["open_set"]["classes"])
+        if not np.isin(y, list(held)).any():
+            plt.close(fig)
+            return False  # the run's file holds the trained classes only: nothing to show
+        seen = ~np.isin(y, list(held))
+        ax.scatter(x[seen, 0], x[seen, 1], s=1, color="0.8", label="trained classes",
+                   rasterized=True, linewidths=0)
+        cmap = plt.get_cmap("tab10")
+        for i, c in enumerate(sorted(held)):
+            sel = y == c
+            ax.scatter(x[sel, 0], x[sel, 1], s=1.5, color=cmap(i), label="held-out %d" % c,
+                       rasterized=True, linewidths=0)
+        auc = r["metrics"]["open_set"]["verification"]["roc_auc"]
+        ax.set_title("%s, seed %d: held-out AUC %.3f" % (
+            "softmax only" if lam == 0 else "softmax + center loss, lambda %g" % lam,
+            r["seed"], auc), fontsize=9)
+        ax.legend(markerscale=6, fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return True
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("folder")
+    p.add_argument("--figures", default="", help="copy figures to PREFIX{roc,lambda,scatter}.png")
+    a = p.parse_args()
+    runs = load_runs(a.folder)
+    groups = grouped(runs)
+    text = table(groups, runs)
+    with open(os.path.join(a.folder, "table.md"), "w") as f:
+        f.write(text)
+    print(text)
+    made = []
+    plot_roc(groups, os.path.join(a.folder, "roc.png"))
+    made.append("roc.png")
+    plot_lambda(groups, os.path.join(a.folder, "lambda.png"))
+    made.append("lambda.png")
+    if plot_scatter(groups, os.path.join(a.folder, "scatter.png")):
+        made.append("scatter.png")
+    for name in made:
+        src = os.path.join(a.folder, name)
+        print("figure", src)
+        if a.figures:
+            os.makedirs(os.path.dirname(a.figures) or ".", exist_ok=True)
+            shutil.copyfile(src, a.figures + name)
+            print("figure", a.figures + name)
+
+
+if __name__ == "__main__":
+    main()

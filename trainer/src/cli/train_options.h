@@ -1,0 +1,33 @@
+// The training options shared by `train` and `sweep`, bound to a TrainConfig.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace centerloss::trainer {
+
+struct TrainCli {
+  TrainConfig config;
+  RunOptions run;
+  std::string classes, holdout, arch = "lenets++", reduction = "mean", update = "paper",
+                                init = "zeros";
+  bool no_progress = false, no_outputs = false;
+};
+
+// Registers the options on `command`; values land in `cli` (which must outlive parsing).
+void add_train_options(CLI::App& command, TrainCli& cli);
+
+// Turns the parsed strings into the config (enums, class selection); throws
+// std::invalid_argument naming the option.
+TrainConfig resolve_train_config(const TrainCli& cli);
+
+// The data-set class selection of --classes / --holdout for a data directory.
+std::vector<int64_t> resolve_classes(const std::string& data_dir, const std::string& classes,
+                                     const std::string& holdout);
+
+}  // namespace centerloss::trainer

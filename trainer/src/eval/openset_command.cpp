@@ -1,0 +1,224 @@
+#include "eval/openset_command.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <stdexcept>
+
+#include "data/dataset.h"
+#include "embed/embed.h"
+#include "eval/lfw_pairs.h"
+#include "eval/openset_report.h"
+#include "eval/pair_sampler.h"
+#include "eval/report_json.h"
+#include "train/run.h"
+#include "util/plots.h"
+
+namespace centerloss::eval {
+
+namespace {
+
+struct OpensetArgs {
+  std::string run_dir;
+  std::string data_dir;  // empty: the run's own data directory
+  std::string split = "test";
+  std::string holdout;  // empty: every class the run did not train on
+  std::string pairs_file;
+  std::string class_names_file;
+  int folds = 10;
+  int64_t pairs_per_fold = 300;
+  uint64_t pair_seed = 0;
+  int64_t gallery_per_class = 1;
+  uint64_t split_seed = 0;
+  std::string similarity = "cosine";
+  bool normalize = false;
+  std::string out;  // empty: RUN/openset.json
+  bool plot = true;
+  std::string python;
+  int threads = 2;
+};
+
+// "7,8,9". (Not fmt::join: torch's bundled fmt 12 headers shadow Debian's fmt 9 library, and
+// join's out-of-line parts do not link.)
+std::string join_ids(const std::vector<int64_t>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+  return out;
+}
+
+std::vector<int64_t> to_vector(const torch::Tensor& labels) {
+  const auto c = labels.to(torch::kInt64).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+void run_openset(const OpensetArgs& args) {
+  torch::set_num_threads(args.threads);
+  namespace fs = std::filesystem;
+  trainer::TrainState state = trainer::load_run(args.run_dir);
+  const trainer::TrainConfig& config = state.config;
+  const std::string data_dir = args.data_dir.empty() ? config.data_dir : args.data_dir;
+  if (args.split != "test" && args.split != "train") {
+    throw std::invalid_argument("--split must be 'test' or 'train', got '" + args.split + "'");
+  }
+  const auto split = args.split == "test" ? trainer::Split::Test : trainer::Split::Train;
+
+  // Held-out classes: given, or every class of the data the run did not train on.
+  std::vector<int64_t> heldout;
+  if (!args.holdout.empty()) {
+    heldout = trainer::parse_id_list(args.holdout, "--holdout");
+  } else if (args.pairs_file.empty()) {
+    const std::set<int64_t> trained(config.classes.begin(), config.classes.end());
+    for (int64_t c = 0; c < trainer::count_classes(data_dir); ++c) {
+      if (!trained.count(c)) heldout.push_back(c);
+    }
+    if (heldout.empty()) {
+      throw std::invalid_argument(
+          "the run trained on every class of the data: give --holdout or --pairs");
+    }
+  }
+  for (int64_t c : heldout) {
+    if (std::count(config.classes.begin(), config.classes.end(), c)) {
+      fmt::print(stderr, "warning: --holdout class {} was trained on: not open-set\n", c);
+    }
+  }
+
+  fmt::print(stderr, "openset: embedding the {} split of {}\n", args.split, data_dir);
+  const trainer::Dataset data = trainer::load_split(data_dir, split);
+  const trainer::Embedding emb = trainer::embed(state.model, data);
+  const std::vector<int64_t> labels = to_vector(emb.labels);
+  const trainer::Accuracy closed = trainer::closed_set_accuracy(emb, config.classes);
+
+  std::vector<Pair> pairs;
+  std::string pair_source;
+  if (!args.pairs_file.empty()) {
+    const PairList list = read_lfw_pairs_file(args.pairs_file);
+    const auto names = args.class_names_file.empty() ? std::vector<std::string>{}
+                                                     : read_class_names_file(args.class_names_file);
+    pairs = resolve_pairs(list, labels, names);
+    pair_source = args.pairs_file;
+    if (heldout.empty()) {  // identification and statistics on the classes the pairs use
+      std::set<int64_t> used;
+      for (const Pair& p : pairs) used.insert({labels[p.a], labels[p.b]});
+      heldout.assign(used.begin(), used.end());
+    }
+  } else {
+    PairSamplerOptions po;
+    po.folds = args.folds;
+    po.same_per_fold = args.pairs_per_fold;
+    po.different_per_fold = args.pairs_per_fold;
+    po.seed = args.pair_seed;
+    pairs = sample_pairs(labels, heldout, po);
+    pair_source = "sampled";
+  }
+
+  OpenSetOptions options;
+  options.similarity = parse_similarity(args.similarity);
+  options.normalize = args.normalize;
+  options.gallery_per_class = args.gallery_per_class;
+  options.seed = args.split_seed;
+  const OpenSetReport report = evaluate_openset(emb.features, labels, pairs, heldout, options);
+  const torch::Tensor seen_x = args.normalize ? l2_normalize(emb.features) : emb.features;
+
+  nlohmann::json j;
+  j["run"] = args.run_dir;
+  j["epoch"] = state.epoch;
+  j["config"] = trainer::to_json(config);
+  j["data_dir"] = data_dir;
+  j["split"] = args.split;
+  j["closed_set"] = {{"accuracy", closed.accuracy},
+                     {"softmax_loss", closed.softmax_loss},
+                     {"samples", closed.count},
+                     {"classes", config.classes}};
+  j["feature_stats_seen"] = to_json(feature_stats(seen_x, labels, config.classes));
+  j["open_set"] = to_json(report);
+  j["open_set"]["pairs_source"] = pair_source;
+  j["open_set"]["pair_seed"] = args.pair_seed;
+
+  const std::string out =
+      args.out.empty() ? (fs::path(args.run_dir) / "openset.json").string() : args.out;
+  const std::string tmp = out + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << j.dump(2) << "\n";
+    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
+  }
+  fs::rename(tmp, out);  // readers never see a half-written file
+
+  const VerificationReport& v = report.verification;
+  fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
+             closed.count, join_ids(config.classes));
+  fmt::print("open-set classes     {} ({} pairs: {} genuine, {} impostor; {})\n",
+             join_ids(report.classes), v.genuine + v.impostors, v.genuine, v.impostors,
+             pair_source);
+  fmt::print("verification acc     {:.4f} +- {:.4f} ({} folds, threshold on the others)\n",
+             v.accuracy.mean, v.accuracy.std, v.folds);
+  fmt::print("ROC AUC              {:.4f}\n", v.auc);
+  for (size_t k = 0; k < v.tar.size(); ++k) {
+    fmt::print("TAR @ FAR {:<8g}   {:.4f} (FAR reached {:.4g}, {} impostors)\n", v.far_targets[k],
+               v.tar[k].tar, v.tar[k].far, v.tar[k].num_impostors);
+  }
+  fmt::print("rank-1 identification {:.4f} ({} probes, gallery {} per class)\n",
+             report.rank1.accuracy, report.rank1.probes, report.gallery_per_class);
+  fmt::print("intra / inter        {:.4f} / {:.4f} = {:.4f} (held-out), {:.4f} (seen)\n",
+             report.stats.intra, report.stats.inter, report.stats.ratio,
+             j["feature_stats_seen"]["ratio"].is_null()
+                 ? 0.0
+                 : j["feature_stats_seen"]["ratio"].get<double>());
+  fmt::print("metrics              {}\n", out);
+
+  if (args.plot) {
+    const std::string png = (fs::path(out).parent_path() / "openset_roc.png").string();
+    const std::string python = args.python.empty() ? trainer::default_python() : args.python;
+    // The ROC script belongs to the experiment scripts, next to scripts/plots.
+    if (trainer::run_plot_script(python, "../experiments/plot_roc.py", {out, png})) {
+      fmt::print("ROC figure           {}\n", png);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace centerloss::eval
+
+namespace centerloss::trainer {
+
+void add_openset_command(CLI::App& app) {
+  using eval::OpensetArgs;
+  auto args = std::make_shared<OpensetArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "openset", "Open-set evaluation of a run: verification, identification, feature stats");
+  cmd->add_option("--run", args->run_dir, "Run folder holding checkpoint.pt")->required();
+  cmd->add_option("--data", args->data_dir, "Data directory (default: the run's)");
+  cmd->add_option("--split", args->split, "Data split to evaluate: test | train")
+      ->capture_default_str();
+  cmd->add_option("--holdout", args->holdout,
+                  "Held-out class ids, e.g. 7,8,9 (default: every class not trained on)");
+  cmd->add_option("--pairs", args->pairs_file,
+                  "Pairs in the LFW pairs.txt layout instead of sampled pairs (docs/openset.md)");
+  cmd->add_option("--class-names", args->class_names_file,
+                  "Names for --pairs: line i names class i (default: names are class ids)");
+  cmd->add_option("--folds", args->folds, "Folds of sampled pairs")->capture_default_str();
+  cmd->add_option("--pairs-per-fold", args->pairs_per_fold,
+                  "Genuine (and as many impostor) sampled pairs per fold")
+      ->capture_default_str();
+  cmd->add_option("--pair-seed", args->pair_seed, "Seed of the pair sampler")
+      ->capture_default_str();
+  cmd->add_option("--gallery-per-class", args->gallery_per_class,
+                  "Gallery samples per class for rank-1 identification")
+      ->capture_default_str();
+  cmd->add_option("--split-seed", args->split_seed, "Seed of the gallery/probe split")
+      ->capture_default_str();
+  cmd->add_option("--similarity", args->similarity, "cosine | euclidean")->capture_default_str();
+  cmd->add_flag("--normalize", args->normalize, "L2-normalise features first");
+  cmd->add_option("--out", args->out, "Metrics JSON (default: RUN/openset.json)");
+  cmd->add_flag("!--no-plot", args->plot, "Skip the ROC figure");
+  cmd->add_option("--python", args->python, "Python that runs the plotting script");
+  cmd->add_option("--threads", args->threads, "LibTorch CPU threads")->capture_default_str();
+  cmd->callback([args] { eval::run_openset(*args); });
+}
+
+}  // namespace centerloss::trainer

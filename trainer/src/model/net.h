@@ -1,0 +1,50 @@
+// The networks: the paper's LeNets++ and a smaller net for quick runs. Both return two outputs,
+// the logits and the feature layer the center loss pulls together.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+
+namespace centerloss::trainer {
+
+enum class Arch {
+  LeNetsPP,  // paper: (conv5x5 32, 32) pool (64, 64) pool (128, 128) pool, PReLU, padding 2
+  Small      // one conv per stage, 16 / 32 / 64 channels: about 10x cheaper
+};
+Arch parse_arch(const std::string& name);  // "lenets++" or "small"; throws std::invalid_argument
+std::string arch_name(Arch arch);
+
+struct NetConfig {
+  Arch arch = Arch::LeNetsPP;
+  int64_t feature_dim = 2;   // D: 2 for pictures, 64 or more for retrieval
+  int64_t num_classes = 10;  // K
+  int64_t image_size = 28;   // square, one channel
+};
+
+struct NetOutput {
+  torch::Tensor logits;    // [N, K] float32
+  torch::Tensor features;  // [N, D] float32, after the feature layer's PReLU (the paper's ip1)
+};
+
+class FeatureNetImpl : public torch::nn::Module {
+ public:
+  explicit FeatureNetImpl(const NetConfig& config);
+  // images: [N, 1, S, S] float32 (normalize_images output).
+  NetOutput forward(const torch::Tensor& images);
+  const NetConfig& config() const { return config_; }
+
+ private:
+  NetConfig config_;
+  torch::nn::Sequential trunk_{nullptr};
+  torch::nn::Linear feature_layer_{nullptr};
+  torch::nn::PReLU feature_act_{nullptr};
+  torch::nn::Linear classifier_{nullptr};
+};
+TORCH_MODULE(FeatureNet);
+
+}  // namespace centerloss::trainer

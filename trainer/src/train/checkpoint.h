@@ -1,0 +1,50 @@
+// Checkpoints: one file, checkpoint.pt, rewritten after each epoch. It is written to a temporary
+// file, flushed to disk and renamed over the old one, so a crash at any moment leaves either
+// the previous or the new checkpoint, never a partial file.
+//
+// Layout (a torch::serialize archive, read with torch::load / InputArchive):
+//   model             FeatureNet parameters and buffers
+//   center_loss       CenterLoss state: centers [K, D] float32, skipped_updates (and seen)
+//   optimizer         SGD state (momentum buffers) of the network's parameters
+//   center_optimizer  SGD state of the centers (update=gradient only)
+//   epoch             int64 scalar: epochs completed
+//   rng               uint8 tensor: LibTorch's default CPU generator state
+//   config            string: the run's TrainConfig as JSON
+#pragma once
+
+#include <torch/optim/sgd.h>
+
+#include <memory>
+#include <string>
+
+#include "centerloss/center_loss.h"
+#include "model/net.h"
+#include "train/config.h"
+
+namespace centerloss::trainer {
+
+// What a checkpoint holds, live.
+struct TrainState {
+  TrainConfig config;
+  FeatureNet model{nullptr};
+  CenterLoss center_loss{nullptr};
+  std::unique_ptr<torch::optim::SGD> optimizer;         // network parameters
+  std::unique_ptr<torch::optim::SGD> center_optimizer;  // centers, update=gradient only
+  int64_t epoch = 0;                                    // epochs completed
+};
+
+// Builds a fresh state from a config (seeds LibTorch's generator with config.seed first, so
+// the initial weights depend only on the seed). config.classes must not be empty.
+TrainState make_state(const TrainConfig& config);
+
+// Writes `state` to `path` atomically (temp file, fsync, rename, fsync of the directory).
+void save_checkpoint(const std::string& path, TrainState& state);
+
+// The TrainConfig stored in a checkpoint.
+TrainConfig read_checkpoint_config(const std::string& path);
+
+// Loads a checkpoint into a state built by make_state from the same config: weights, centers,
+// optimizer state, epoch and the generator state. Throws std::runtime_error naming the path.
+void load_checkpoint(const std::string& path, TrainState& state);
+
+}  // namespace centerloss::trainer

@@ -1,0 +1,63 @@
+// Everything that defines a training run. Saved as config.json in the run folder and inside
+// each checkpoint, so a run can be rebuilt (load_run) and resumed exactly.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "centerloss/center_loss.h"
+#include "data/dataset.h"
+#include "model/net.h"
+
+namespace centerloss::trainer {
+
+struct TrainConfig {
+  // data
+  std::string data_dir = kDefaultDataDir;
+  std::vector<int64_t> classes;  // data-set class ids trained on, sorted (model label j = classes[j])
+  int64_t train_limit = 0;       // use only the first N training samples (0: all)
+  int64_t test_limit = 0;        // evaluate on the first N test samples (0: all)
+  int64_t image_size = 28;       // set from the data when training starts
+  // model
+  Arch arch = Arch::LeNetsPP;
+  int64_t feature_dim = 2;
+  // optimisation: SGD with momentum, weight decay, lr *= lr_gamma every lr_step epochs
+  int64_t epochs = 3;
+  int64_t batch_size = 128;
+  double lr = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  int64_t lr_step = 0;  // 0: constant learning rate
+  double lr_gamma = 0.1;
+  // center loss: L = L_softmax + lambda * L_center
+  double lambda = 0.01;
+  double alpha = 0.5;
+  Reduction reduction = Reduction::Mean;
+  UpdateRule update = UpdateRule::Paper;
+  double margin = 0.0;
+  Init init = Init::Zeros;
+  double init_std = 1.0;
+  double center_lr = 0.5;  // update=gradient only: lr of the centers' own SGD (see trainer.h)
+  // run
+  uint64_t seed = 1;
+  int threads = 2;
+  int64_t log_every = 20;  // steps between "step" lines in metrics.jsonl
+};
+
+nlohmann::json to_json(const TrainConfig& config);
+TrainConfig config_from_json(const nlohmann::json& json);  // throws on missing/invalid fields
+
+// Option parsing helpers (throw std::invalid_argument naming the option).
+Reduction parse_reduction(const std::string& name);  // none | mean | sum
+UpdateRule parse_update(const std::string& name);    // paper | mean | gradient
+Init parse_init(const std::string& name);            // zeros | normal | xavier | first-sight
+std::string reduction_name(Reduction reduction);
+std::string update_name(UpdateRule update);
+std::string init_name(Init init);
+
+NetConfig net_config(const TrainConfig& config);
+CenterLossOptions center_loss_options(const TrainConfig& config);
+
+}  // namespace centerloss::trainer

@@ -1,0 +1,60 @@
+#include "train/report.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "util/fs.h"
+#include "util/metrics.h"
+#include "util/plots.h"
+#include "util/progress.h"
+
+namespace centerloss::trainer {
+
+std::string write_run_outputs(const std::string& run_dir, const std::string& python) {
+  auto file = [&](const char* name) { return path_join(run_dir, name); };
+  std::ifstream config_file(file("config.json"));
+  const nlohmann::json config = nlohmann::json::parse(config_file);
+  const std::string title = fmt::format("{}, D={}, lambda={:g}, alpha={:g}", config["arch"].get<std::string>(),
+                                        config["feature_dim"].get<int64_t>(),
+                                        config["lambda"].get<double>(), config["alpha"].get<double>());
+  const bool scatter = run_plot_script(python, "scatter.py",
+                                       {file("test_features.pt"), file("scatter.png"),
+                                        "--title", title});
+  const bool curves = run_plot_script(python, "curves.py",
+                                      {file("metrics.jsonl"), file("curves.png"),
+                                       "--title", title});
+
+  std::string epochs_table =
+      "| epoch | lr | train softmax | train center | train acc | test acc | s/epoch | ms/step |\n"
+      "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  double total_seconds = 0;
+  nlohmann::json last;
+  for (const auto& r : read_metrics(file("metrics.jsonl"))) {
+    if (r.value("kind", "") != "epoch") continue;
+    total_seconds += r["seconds"].get<double>();
+    epochs_table += fmt::format("| {} | {:g} | {:.4f} | {:.4f} | {:.2f}% | {:.2f}% | {:.1f} | {:.1f} |\n",
+                                r["epoch"].get<int64_t>(), r["lr"].get<double>(),
+                                r["train_softmax"].get<double>(), r["train_center"].get<double>(),
+                                100 * r["train_accuracy"].get<double>(), 100 * r["test_accuracy"].get<double>(),
+                                r["seconds"].get<double>(), r["ms_per_step"].get<double>());
+    last = r;
+  }
+  const std::string path = file("report.md");
+  std::ofstream out(path);
+  out << "# Center loss run: " << title << "\n\n";
+  if (!last.is_null()) {
+    out << fmt::format("Closed-set test accuracy after epoch {}: **{:.2f}%**. Training time {} "
+                       "({} threads).\n\n",
+                       last["epoch"].get<int64_t>(), 100 * last["test_accuracy"].get<double>(),
+                       format_duration(total_seconds), config["threads"].get<int>());
+  }
+  out << epochs_table << "\n";
+  out << (scatter ? "![test features](scatter.png)\n\n" : "(scatter.png missing: plotting failed)\n\n");
+  out << (curves ? "![training curves](curves.png)\n\n" : "(curves.png missing: plotting failed)\n\n");
+  out << "Configuration (config.json):\n\n```json\n" << config.dump(2) << "\n```\n";
+  return path;
+}
+
+}  // namespace centerloss::trainer

@@ -1,0 +1,78 @@
+#include "util/fs.h"
+
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace centerloss::trainer {
+
+std::string path_join(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  if (!name.empty() && name.front() == '/') return name;
+  return dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+bool is_file(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+bool path_exists(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+std::string absolute_path(const std::string& path) {
+  if (!path.empty() && path.front() == '/') return path;
+  std::vector<char> buffer(4096);
+  if (::getcwd(buffer.data(), buffer.size()) == nullptr) {
+    throw std::runtime_error("cannot read the current directory");
+  }
+  return path_join(buffer.data(), path);
+}
+
+std::string parent_dir(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+std::string base_name(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+void make_dirs(const std::string& path) {
+  if (path.empty() || path_exists(path)) return;
+  const std::string parent = parent_dir(path);
+  if (parent != path) make_dirs(parent);
+  if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST) {
+    throw std::runtime_error("cannot create directory '" + path + "': " + std::strerror(errno));
+  }
+}
+
+void rename_path(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    throw std::runtime_error("cannot rename '" + from + "' to '" + to + "': " + std::strerror(errno));
+  }
+}
+
+void remove_tree(const std::string& path) {
+  if (!path_exists(path)) return;
+  auto remove_one = [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); };
+  if (::nftw(path.c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+    throw std::runtime_error("cannot remove '" + path + "': " + std::strerror(errno));
+  }
+}
+
+}  // namespace centerloss::trainer

@@ -1,0 +1,24 @@
+// Small POSIX file-system helpers used instead of std::filesystem: the PyTorch wheel's
+// libtorch.so exports its own (older) std::filesystem symbols, which the dynamic linker binds
+// ahead of libstdc++'s; some of them crash (std::filesystem::remove_all segfaults on a null
+// function pointer). These helpers call libc only.
+#pragma once
+
+#include <string>
+
+namespace centerloss::trainer {
+
+std::string path_join(const std::string& dir, const std::string& name);
+bool is_file(const std::string& path);       // a regular file (following links)
+bool path_exists(const std::string& path);
+std::string absolute_path(const std::string& path);  // relative paths are joined to the cwd
+std::string parent_dir(const std::string& path);     // "a/b/c" -> "a/b"; "c" -> "."
+std::string base_name(const std::string& path);      // "a/b/c" -> "c"
+// mkdir -p; throws std::runtime_error naming the path on failure.
+void make_dirs(const std::string& path);
+// rename(2): atomic within one file system; throws std::runtime_error on failure.
+void rename_path(const std::string& from, const std::string& to);
+// rm -rf (no error if missing); throws std::runtime_error if something cannot be removed.
+void remove_tree(const std::string& path);
+
+}  // namespace centerloss::trainer
