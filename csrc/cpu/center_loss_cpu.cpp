@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "../center_loss_math.h"
+#include "../dispatch.h"
 #include "../kernels.h"
 
 namespace centerloss::kernels {
@@ -299,19 +300,6 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t
   });
 }
 
-// Runs the lambda given last with feat_t and center_t bound to the tensors' element types.
-#define CENTERLOSS_DISPATCH_CPU(features, centers, name, ...)                               \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, (features).scalar_type(), name, \
-                                  [&] {                                                     \
-                                    using feat_t = scalar_t;                                \
-                                    if ((centers).scalar_type() == at::kDouble) {           \
-                                      using center_t = double;                              \
-                                      __VA_ARGS__();                                        \
-                                    } else {                                                \
-                                      using center_t = float;                               \
-                                      __VA_ARGS__();                                        \
-                                    }                                                       \
-                                  })
 
 }  // namespace
 
@@ -323,7 +311,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const
   const int64_t n = features.size(0);
   at::Tensor losses = at::empty({n}, features.options().dtype(acc_type));
   at::Tensor grad_basis = at::empty_like(features, at::MemoryFormat::Contiguous);
-  CENTERLOSS_DISPATCH_CPU(features, centers, "centerloss_forward_cpu", [&] {
+  CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_cpu", [&] {
     forward_typed<feat_t, center_t>(features, labels, centers, margin, reduction, losses,
                                     grad_basis);
   });
@@ -382,7 +370,7 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
   if (!finite) return false;
   const int64_t* y = labels.const_data_ptr<int64_t>();
   const ClassGroups groups = group_by_class(y, n);
-  CENTERLOSS_DISPATCH_CPU(features, centers, "centerloss_update_cpu", [&] {
+  CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cpu", [&] {
     update_typed<feat_t, center_t>(centers, features, y, groups, alpha, rule);
   });
   return true;

@@ -46,6 +46,7 @@
 #include <type_traits>
 
 #include "../center_loss_math.h"
+#include "../dispatch.h"
 #include "../kernels.h"
 
 namespace centerloss::kernels {
@@ -485,19 +486,6 @@ __global__ void __launch_bounds__(kLabelThreads)
   }
 }
 
-// Runs the lambda given last with feat_t and center_t bound to the tensors' element types.
-#define CENTERLOSS_DISPATCH_CUDA(features, centers, name, ...)                                 \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, (features).scalar_type(), name,    \
-                                  [&] {                                                        \
-                                    using feat_t = scalar_t;                                   \
-                                    if ((centers).scalar_type() == at::kDouble) {              \
-                                      using center_t = double;                                 \
-                                      __VA_ARGS__();                                           \
-                                    } else {                                                   \
-                                      using center_t = float;                                  \
-                                      __VA_ARGS__();                                           \
-                                    }                                                          \
-                                  })
 
 }  // namespace
 
@@ -519,7 +507,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
   at::Tensor losses = reduce ? at::Tensor() : at::empty({n}, features.options().dtype(acc_type));
   at::Tensor total = reduce ? at::empty({}, features.options().dtype(acc_type)) : at::Tensor();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  CENTERLOSS_DISPATCH_CUDA(features, centers, "centerloss_forward_cuda", [&] {
+  CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_cuda", [&] {
     using acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
                                      double, float>;
     launch_forward<feat_t, center_t, acc_t>(features, labels, centers, margin, reduction, losses,
@@ -556,7 +544,7 @@ at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
   if (features.size(0) == 0) return at::ones({}, features.options().dtype(at::kBool));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   at::Tensor applied;
-  CENTERLOSS_DISPATCH_CUDA(features, centers, "centerloss_update_cuda", [&] {
+  CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cuda", [&] {
     applied = update_typed<feat_t, center_t>(centers, features, labels, alpha, rule, stream);
   });
   return applied;
