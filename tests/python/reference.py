@@ -40,3 +40,26 @@ def updated_centers(centers, features, labels, alpha=0.5, rule="paper"):
     out = centers.clone()
     out[present] -= alpha * sums[present] / denom[present].unsqueeze(1)
     return out
+
+
+# Shared by the CPU and CUDA tests: the spec's dtypes, the random cases and their generator.
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+SHAPES = [  # (N, D, K)
+    (1, 1, 1),
+    (7, 3, 5),
+    (64, 1, 10),
+    (256, 2, 10),
+    (300, 17, 1000),
+    (513, 128, 100),
+    (2048, 512, 37),
+    (3000, 16, 100000),
+]
+
+
+def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
+    """Seeded features [n, d] of `dtype`, labels [n] in [0, k), centers [k, d]."""
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(n, d, generator=g, dtype=torch.float64).to(dtype)
+    labels = torch.randint(0, k, (n,), generator=g)
+    centers = torch.randn(k, d, generator=g, dtype=torch.float64).to(centers_dtype)
+    return features, labels, centers

@@ -27,7 +27,8 @@ if pytest is not None:
     pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="no CUDA device")
 
 CUDA = torch.device("cuda")
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+DTYPES = reference.DTYPES
+make_case = reference.make_case
 # (loss rtol, gradient atol relative to the largest gradient) per feature dtype.
 TOL = {
     torch.float32: (1e-5, 1e-5),
@@ -37,27 +38,10 @@ TOL = {
 }
 # The CPU tests' shapes (tests/python/test_op_reference.py), then shapes that take each CUDA
 # path: one-block sort up to 1024 and 4096 rows, device-wide sort above.
-SHAPES = [
-    (1, 1, 1),
-    (7, 3, 5),
-    (64, 1, 10),
-    (256, 2, 10),
-    (300, 17, 1000),
-    (513, 128, 100),
-    (2048, 512, 37),
-    (3000, 16, 100000),
-    (4096, 40, 3),
-    (6000, 24, 500),
-]
+SHAPES = reference.SHAPES + [(4096, 40, 3), (6000, 24, 500)]
 REDUCTIONS = ["mean", "sum", "none"]
 
 
-def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    features = torch.randn(n, d, generator=g, dtype=torch.float64).to(dtype)
-    labels = torch.randint(0, k, (n,), generator=g)
-    centers = torch.randn(k, d, generator=g, dtype=torch.float64).to(centers_dtype)
-    return features, labels, centers
 
 
 class deterministic:

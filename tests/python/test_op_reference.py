@@ -8,8 +8,8 @@ import torch
 
 import centerloss
 import reference
+from reference import DTYPES, SHAPES, make_case
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 # (loss rtol, gradient atol) per feature dtype: half types carry ~3 significant digits.
 TOL = {
     torch.float32: (1e-5, 1e-6),
@@ -17,24 +17,8 @@ TOL = {
     torch.float16: (1e-5, 2e-3),
     torch.bfloat16: (1e-5, 1.6e-2),
 }
-SHAPES = [  # (N, D, K)
-    (1, 1, 1),
-    (7, 3, 5),
-    (64, 1, 10),
-    (256, 2, 10),
-    (300, 17, 1000),
-    (513, 128, 100),
-    (2048, 512, 37),
-    (3000, 16, 100000),
-]
 
 
-def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    features = torch.randn(n, d, generator=g, dtype=torch.float64).to(dtype)
-    labels = torch.randint(0, k, (n,), generator=g)
-    centers = torch.randn(k, d, generator=g, dtype=torch.float64).to(centers_dtype)
-    return features, labels, centers
 
 
 @pytest.mark.parametrize("n,d,k", SHAPES)
