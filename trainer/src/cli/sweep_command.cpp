@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/train_options.h"
@@ -14,38 +13,17 @@
 #include "util/fs.h"
 
 namespace centerloss::trainer {
-namespace {
-
-std::vector<double> parse_lambdas(const std::string& text) {
-  std::vector<double> out;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    size_t used = 0;
-    double value = -1;
-    try {
-      value = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || !(value >= 0)) {
-      throw CLI::ValidationError("--lambdas", "'" + item + "' is not a number >= 0");
-    }
-    out.push_back(value);
-  }
-  if (out.empty()) throw CLI::ValidationError("--lambdas", "no value given");
-  return out;
-}
-
-}  // namespace
 
 void add_sweep_command(CLI::App& app) {
   auto cli = std::make_shared<TrainCli>();
-  auto lambdas = std::make_shared<std::string>("0,1e-4,1e-3,1e-2,1e-1");
+  auto lambdas = std::make_shared<std::vector<double>>(std::vector<double>{0, 1e-4, 1e-3, 1e-2, 1e-1});
   auto out = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("sweep", "train one run per lambda and draw the grid of feature plots");
   add_train_options(*cmd, *cli);
-  cmd->add_option("--lambdas", *lambdas, "comma-separated lambda values")->capture_default_str();
+  cmd->add_option("--lambdas", *lambdas, "comma-separated lambda values in [0, 1000]")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
   cmd->add_option("--out", *out, "sweep folder")->required();
   cmd->callback([cli, lambdas, out] {
     const TrainConfig base = resolve_train_config(*cli);
@@ -53,7 +31,7 @@ void add_sweep_command(CLI::App& app) {
     make_dirs(dir);
     nlohmann::json results = nlohmann::json::array();
     std::string table = "| lambda | closed-set test accuracy | run |\n|---:|---:|---|\n";
-    for (double lambda : parse_lambdas(*lambdas)) {
+    for (double lambda : *lambdas) {
       TrainConfig config = base;
       config.lambda = lambda;
       RunOptions run = cli->run;
