@@ -4,8 +4,9 @@
 One step = loss forward + gradient of the loss with respect to the features + center update.
 On the same inputs, in one run, for every (N, D, K, dtype) of the sweep:
 
-  op        centerloss.center_loss (autograd) + centerloss.update_centers_ (paper rule)
-  op_raw    the same three registered ops called directly (no autograd bookkeeping)
+  op        centerloss.CenterLoss, as users call it: module forward (loss with autograd and the
+            paper-rule center step) + torch.autograd.grad
+  op_raw    the registered ops it runs, called directly (no module, no autograd bookkeeping)
   gather    eager PyTorch: index_select, subtract, autograd, torch.unique + index_add_ update
             (sparse: only the classes in the batch are touched)
   compile   torch.compile of the gather recipe (CUDA only; dynamic shapes, compiled once per dtype)
@@ -48,21 +49,35 @@ REPO = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------- the recipes (one step each)
 
-def op_step(x, y, c):
-    """This project: fused forward (saves the gradient basis), backward, center update."""
-    loss = centerloss.center_loss(x, y, c)
-    (gx,) = torch.autograd.grad(loss, x)
-    centerloss.update_centers_(c, x, y, ALPHA)
-    return loss, gx
+def make_op_step(centers):
+    """This project as users call it: nn.CenterLoss in training mode (loss with autograd, center
+    step inside forward), on the benchmark's centers table (shared, not copied)."""
+    with torch.device("meta"):  # no K x D allocation: the buffer is replaced below
+        module = centerloss.CenterLoss(centers.shape[0], centers.shape[1], alpha=ALPHA)
+    module.centers = centers
+    module.skipped_updates = torch.zeros((), dtype=torch.long, device=centers.device)
+
+    def step(x, y, _c):
+        loss = module(x, y)
+        (gx,) = torch.autograd.grad(loss, x)
+        return loss, gx
+
+    return step
 
 
-def op_raw_step(x, y, c):
-    """The same registered kernels without autograd (what a fused training step would call)."""
-    xd = x.detach()
-    loss, basis = torch.ops.centerloss.forward(xd, y, c, 0.0, 1)
-    gx = torch.ops.centerloss.backward(torch.ones((), device=x.device), basis)
-    torch.ops.centerloss.update_centers_(c, xd, y, ALPHA, 0)
-    return loss, gx
+def make_op_raw_step(device):
+    """The registered kernels the module runs, without module or autograd."""
+    skipped = torch.zeros((), dtype=torch.long, device=device)
+    one = torch.ones((), device=device)
+
+    def step(x, y, c):
+        xd = x.detach()
+        loss, basis = torch.ops.centerloss.forward(xd, y, c, 0.0, 1)
+        gx = torch.ops.centerloss.backward(one, basis)
+        torch.ops.centerloss._step_centers_(c, skipped, xd, y, ALPHA, 0)
+        return loss, gx
+
+    return step
 
 
 def gather_loss(x, y, c):
@@ -217,7 +232,7 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
     feat_bytes = torch.empty((), dtype=dtype).element_size()
     moved_bytes = n * d * (2 * feat_bytes + 2 * centers.element_size())
 
-    recipes = {"op": op_step, "op_raw": op_raw_step,
+    recipes = {"op": make_op_step(c), "op_raw": make_op_raw_step(device),
                "gather": make_gather_step(gather_loss, gather_update)}
     if compiled is not None:
         recipes["compile"] = compiled
@@ -230,7 +245,7 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
 
     # Reference: the op's own step, from the same centers (restored afterwards).
     saved = c[rows].clone()
-    loss_ref, gx_ref = op_step(x, y, c)
+    loss_ref, gx_ref = recipes["op"](x, y, c)
     expected_paper = (loss_ref.detach(), gx_ref, c[rows].clone())
     c[rows] = saved
     for name, step in recipes.items():

@@ -80,11 +80,25 @@ void check_batch(const char* op, const at::Tensor& features, const at::Tensor& l
 
   const at::Tensor labels64 = labels_as_int64(labels);
   const int64_t bad = first_bad_label_position(labels64, centers.size(0));
-  if (bad >= 0) {
-    const int64_t value = labels64[bad].item<int64_t>();
-    TORCH_CHECK(false, op, ": labels must be in [0, K) with K = ", centers.size(0),
-                "; found label ", value, " at position ", bad);
-  }
+  if (bad >= 0) fail_bad_label(op, labels64, bad, centers.size(0));
+}
+
+void fail_bad_label(const char* op, const at::Tensor& labels64, int64_t position,
+                    int64_t num_classes) {
+  const int64_t value = labels64[position].item<int64_t>();
+  TORCH_CHECK(false, op, ": labels must be in [0, K) with K = ", num_classes, "; found label ",
+              value, " at position ", position);
+  TORCH_INTERNAL_ASSERT(false, "unreachable");
+}
+
+void check_skip_counter(const char* op, const at::Tensor& skipped, const at::Tensor& centers) {
+  TORCH_CHECK(skipped.defined() && skipped.numel() == 1 && skipped.scalar_type() == at::kLong &&
+                  skipped.is_contiguous(),
+              op, ": skipped must be an int64 tensor of one element, got ",
+              skipped.defined() ? c10::toString(skipped.scalar_type()) : "undefined",
+              " of shape ", skipped.defined() ? skipped.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(skipped.device() == centers.device(), op, ": skipped is on ", skipped.device(),
+              " but centers is on ", centers.device());
 }
 
 void check_margin(const char* op, double margin) {

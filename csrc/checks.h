@@ -19,6 +19,13 @@ void check_batch_layout(const char* op, const at::Tensor& features, const at::Te
 void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                  const at::Tensor& centers);
 
+// Throws the spec's bad-label error for labels64[position] (reads that one value).
+[[noreturn]] void fail_bad_label(const char* op, const at::Tensor& labels64, int64_t position,
+                                 int64_t num_classes);
+
+// skipped: the module's skip counter, one int64 element on the centers' device.
+void check_skip_counter(const char* op, const at::Tensor& skipped, const at::Tensor& centers);
+
 void check_margin(const char* op, double margin);
 void check_alpha(const char* op, double alpha);
 void check_reduction(const char* op, int64_t reduction);

@@ -37,11 +37,20 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
 bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
                         double alpha, int64_t rule);
 
+// The module's center step (op _step_centers_): as update_centers_cpu, but the verdict adds 1
+// to `skipped` (int64, one element) instead of being returned, and a label outside [0, K) also
+// skips the step instead of being an error (the module's forward has already raised for it).
+void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
+                      const at::Tensor& labels, double alpha, int64_t rule);
+
 #if defined(CENTERLOSS_WITH_CUDA)
-std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
-                                                const at::Tensor& labels,
-                                                const at::Tensor& centers, double margin,
-                                                int64_t reduction);
+// As forward_cpu, with the label check fused in: the third tensor ([1] int64 on the device,
+// undefined when N = 0) holds the position of the first label outside [0, K), or -1. When it is
+// not -1 the loss and basis are meaningless (never an out-of-bounds read).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
+                                                            const at::Tensor& labels,
+                                                            const at::Tensor& centers,
+                                                            double margin, int64_t reduction);
 at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
 // `deterministic`: sort by label and reduce per class in batch order; otherwise atomics may be
 // used. Returns a 0-d bool tensor on the device (no host sync): false, and nothing written, when
@@ -49,6 +58,9 @@ at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_bas
 at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
                                const at::Tensor& labels, double alpha, int64_t rule,
                                bool deterministic);
+// step_centers_cpu on the device, without any sync (labels are range-checked on the device).
+void step_centers_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
+                       const at::Tensor& labels, double alpha, int64_t rule);
 // Position of the first label outside [0, K) in a contiguous int64 CUDA tensor, or -1: one
 // kernel and one 8-byte device-to-host read (a sync), instead of a chain of ATen ops.
 int64_t first_bad_label_cuda(const at::Tensor& labels64, int64_t num_classes);

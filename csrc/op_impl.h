@@ -72,4 +72,27 @@ at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
   return applied;
 }
 
+// The module's center step: like update_centers, but the verdict goes to the skip counter on
+// the device (no 0-d result, no host sync on CUDA) and label values are not host-checked: the
+// kernels skip a batch with a label outside [0, K) (the module's forward has raised for it).
+template <auto StepKernel>
+void step_centers(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
+                  const at::Tensor& labels, double alpha, int64_t rule) {
+  static constexpr const char* op = "centerloss._step_centers_";
+  checks::check_batch_layout(op, features, labels, centers);
+  checks::check_skip_counter(op, skipped, centers);
+  checks::check_alpha(op, alpha);
+  checks::check_update_rule(op, rule);
+  const c10::DeviceGuard guard(features.device());
+  if (features.size(0) == 0) return;
+  const at::Tensor labels64 = checks::labels_as_int64(labels);
+  if (centers.is_contiguous()) {
+    StepKernel(centers, skipped, features.contiguous(), labels64, alpha, rule);
+    return;
+  }
+  at::Tensor work = centers.contiguous();
+  StepKernel(work, skipped, features.contiguous(), labels64, alpha, rule);
+  centers.copy_(work);
+}
+
 }  // namespace centerloss::op_impl

@@ -7,6 +7,8 @@
 //   center_loss(features, labels, centers, margin=0, reduction=1) -> loss      [autograd]
 //   update_centers_(centers!, features, labels, alpha=0.5, rule=0) -> applied (bool, 0-d)
 //   init_centers_first_sight_(centers!, seen!, features, labels) -> initialised (int64, 0-d)
+//   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [module internal:
+//       the center step of CenterLoss.forward; no host sync, verdict counted in `skipped`]
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -137,6 +139,13 @@ Tensor update_centers_meta(Tensor& centers, const Tensor& features, const Tensor
   checks::check_update_rule("centerloss.update_centers_", rule);
   return at::empty({}, centers.options().dtype(at::kBool));
 }
+void step_centers_meta(Tensor& centers, Tensor& skipped, const Tensor& features,
+                       const Tensor& labels, double alpha, int64_t rule) {
+  checks::check_batch_layout("centerloss._step_centers_", features, labels, centers);
+  checks::check_skip_counter("centerloss._step_centers_", skipped, centers);
+  checks::check_alpha("centerloss._step_centers_", alpha);
+  checks::check_update_rule("centerloss._step_centers_", rule);
+}
 Tensor init_first_sight_meta(Tensor& centers, Tensor&, const Tensor& features,
                              const Tensor& labels) {
   checks::check_batch_layout("centerloss.init_centers_first_sight_", features, labels, centers);
@@ -159,18 +168,23 @@ TORCH_LIBRARY(centerloss, m) {
   m.def(
       "init_centers_first_sight_(Tensor(a!) centers, Tensor(b!) seen, Tensor features, "
       "Tensor labels) -> Tensor");
+  m.def(
+      "_step_centers_(Tensor(a!) centers, Tensor(b!) skipped, Tensor features, Tensor labels, "
+      "float alpha=0.5, int rule=0) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(centerloss, CPU, m) {
   m.impl("forward", &op_impl::forward<kernels::forward_cpu>);
   m.impl("backward", &op_impl::backward<kernels::backward_cpu>);
   m.impl("update_centers_", &op_impl::update_centers<kernels::update_centers_cpu>);
+  m.impl("_step_centers_", &op_impl::step_centers<kernels::step_centers_cpu>);
 }
 
 TORCH_LIBRARY_IMPL(centerloss, Meta, m) {
   m.impl("forward", &forward_meta);
   m.impl("backward", &backward_meta);
   m.impl("update_centers_", &update_centers_meta);
+  m.impl("_step_centers_", &step_centers_meta);
   m.impl("init_centers_first_sight_", &init_first_sight_meta);
 }
 
@@ -196,12 +210,16 @@ Tensor backward_no_cuda(const Tensor&, const Tensor&) { no_cuda_kernels(); }
 Tensor update_no_cuda(Tensor&, const Tensor&, const Tensor&, double, int64_t) {
   no_cuda_kernels();
 }
+void step_no_cuda(Tensor&, Tensor&, const Tensor&, const Tensor&, double, int64_t) {
+  no_cuda_kernels();
+}
 }  // namespace
 
 TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
   m.impl("forward", &forward_no_cuda);
   m.impl("backward", &backward_no_cuda);
   m.impl("update_centers_", &update_no_cuda);
+  m.impl("_step_centers_", &step_no_cuda);
 }
 #endif
 
@@ -223,6 +241,17 @@ Tensor update_centers_(Tensor& centers, const Tensor& features, const Tensor& la
                        .typed<Tensor(Tensor&, const Tensor&, const Tensor&, double, int64_t)>();
   return op.call(centers, features, labels, alpha, static_cast<int64_t>(rule));
 }
+
+namespace detail {
+void step_centers_(Tensor& centers, Tensor& skipped, const Tensor& features, const Tensor& labels,
+                   double alpha, UpdateRule rule) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::_step_centers_", "")
+                       .typed<void(Tensor&, Tensor&, const Tensor&, const Tensor&, double,
+                                   int64_t)>();
+  op.call(centers, skipped, features, labels, alpha, static_cast<int64_t>(rule));
+}
+}  // namespace detail
 
 int64_t init_centers_first_sight_(Tensor& centers, Tensor& seen, const Tensor& features,
                                   const Tensor& labels) {

@@ -376,4 +376,15 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
   return true;
 }
 
+void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
+                      const at::Tensor& labels, double alpha, int64_t rule) {
+  const int64_t n = labels.size(0);
+  const int64_t num_classes = centers.size(0);
+  const int64_t* y = labels.const_data_ptr<int64_t>();
+  bool in_range = true;
+  for (int64_t i = 0; i < n; ++i) in_range &= y[i] >= 0 && y[i] < num_classes;
+  const bool applied = in_range && update_centers_cpu(centers, features, labels, alpha, rule);
+  if (!applied) *skipped.mutable_data_ptr<int64_t>() += 1;
+}
+
 }  // namespace centerloss::kernels

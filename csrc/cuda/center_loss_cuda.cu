@@ -2,21 +2,23 @@
 //
 // At the sizes people train with (N = 512, D = 512: about 3 MB moved per step) every launch
 // (~2-4 us) costs more than the bytes, so each op is as few launches as the data flow allows,
-// with no host sync and no O(K) work:
-//   forward   1 kernel (+ a 4-byte memset for mean/sum): gathers c_{y_i}, computes the squared
-//             distance, the per-sample loss and the scaled gradient basis; for mean/sum the same
-//             launch reduces the loss: per-block partials, then the last block to finish (a
-//             ticket counter) sums the partials in a fixed order, so the scalar is deterministic
-//             and no value is ever added atomically.
+// with no O(K) work:
+//   forward   1 kernel: checks every label against [0, K) on the way (so the op needs no
+//             separate label-check kernel; its one 8-byte read of the verdict is the op's only
+//             sync), gathers c_{y_i}, computes the squared distance, the per-sample loss and the
+//             scaled gradient basis; for mean/sum the same launch reduces the loss: per-block
+//             partials, then the last block to finish (a per-stream ticket that the last block
+//             resets, so no memset) sums the partials in a fixed order: deterministic.
 //   backward  1 elementwise kernel.
 //   update    2 kernels for N <= 4096: (1) block 0 sorts the (label, position) pairs (a stable
 //             block radix sort) and marks the class segments, while the other blocks check every
-//             feature for NaN/inf (one flag per block, so nothing needs zeroing); (2) every
-//             (class, 32-column) item sums its rows in batch order, then applies the step only if
-//             all flags say finite, and block 0 writes the returned 0-d bool: the NaN guard
-//             needs no device-to-host read. Larger batches sort with cub::DeviceRadixSort.
-//   label check  1 kernel + one 8-byte read (the op layer's only sync) for the spec's error
-//             message; first_bad_label_cuda, for csrc/checks.cpp.
+//             feature for NaN/inf and every label for range (one flag per block, so nothing needs
+//             zeroing); (2) every (class, 32-column) item sums its rows in batch order, then
+//             applies the step only if all flags say good, and block 0 records the verdict (the
+//             returned 0-d bool, or +1 on the module's skip counter): no device-to-host read.
+//             Larger batches sort with cub::DeviceRadixSort.
+//   label check  1 kernel + one 8-byte read, for update_centers_'s error message (the module's
+//             step relies on the forward's check and the device guard instead).
 // The center update is deterministic in every mode: an atomic variant would still need the
 // per-class counts (the step size depends on n_j) and the global NaN verdict before its first
 // write, so it would save no launch. Class segments longer than 16 rows (on average) are split
@@ -43,7 +45,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <mutex>
 #include <type_traits>
+#include <unordered_map>
 
 #include "../center_loss_math.h"
 #include "../dispatch.h"
@@ -78,25 +82,60 @@ int64_t align_up(int64_t bytes) { return (bytes + 15) / 16 * 16; }
 
 constexpr int kForwardBlock = 128;
 
+// Per-stream scratch of the forward kernel: a ticket (how many blocks have finished) and the
+// smallest bad label position seen so far. The last block to finish reads both and puts them
+// back to their initial values, so the scratch is ready for the next launch on the stream
+// without a memset (launches on one stream never overlap). Allocated once per (device, stream),
+// kept for the life of the process (16 bytes each).
+struct ForwardScratch {
+  unsigned int ticket;
+  unsigned int unused;
+  unsigned long long first_bad;
+};
+
+ForwardScratch* forward_scratch(const c10::cuda::CUDAStream& stream) {
+  static std::mutex mutex;
+  static std::unordered_map<uint64_t, ForwardScratch*> scratch;  // leaked on purpose
+  const uint64_t key = (static_cast<uint64_t>(stream.device_index()) << 56) ^
+                       static_cast<uint64_t>(stream.id());
+  const std::lock_guard<std::mutex> lock(mutex);
+  ForwardScratch*& slot = scratch[key];
+  if (slot == nullptr) {
+    const ForwardScratch initial{0u, 0u, ULLONG_MAX};
+    ForwardScratch* p = nullptr;
+    C10_CUDA_CHECK(cudaMalloc(&p, sizeof(ForwardScratch)));
+    C10_CUDA_CHECK(cudaMemcpy(p, &initial, sizeof(initial), cudaMemcpyHostToDevice));
+    slot = p;
+  }
+  return slot;
+}
+
 // kGroup threads per row (a power of two dividing 32); kForwardBlock / kGroup rows per block.
+// Labels are checked on the way: a row whose label is outside [0, K) reads center row 0 instead
+// (its outputs are garbage that the op discards when it raises) and the smallest such position
+// is reported in *first_bad (-1 if none), so the op needs no separate label-check kernel.
 template <typename feat_t, typename center_t, typename acc_t, int kGroup>
 __global__ void __launch_bounds__(kForwardBlock)
     forward_kernel(const feat_t* __restrict__ x, const int64_t* __restrict__ y,
-                   const center_t* __restrict__ c, int64_t n, int64_t dim, acc_t margin,
-                   acc_t scale, acc_t* __restrict__ losses, feat_t* __restrict__ basis,
-                   acc_t* __restrict__ partials, unsigned int* __restrict__ ticket,
-                   acc_t* __restrict__ total) {
+                   const center_t* __restrict__ c, int64_t n, int64_t dim, int64_t num_classes,
+                   acc_t margin, acc_t scale, acc_t* __restrict__ losses,
+                   feat_t* __restrict__ basis, acc_t* __restrict__ partials,
+                   ForwardScratch* __restrict__ scratch, acc_t* __restrict__ total,
+                   int64_t* __restrict__ first_bad) {
   constexpr int kRows = kForwardBlock / kGroup;
   __shared__ acc_t row_loss[kRows];
+  __shared__ bool row_bad[kRows];
   __shared__ acc_t reduce[kForwardBlock];
   __shared__ bool is_last;
   const int lane = threadIdx.x % kGroup;
   const int slot = threadIdx.x / kGroup;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kRows + slot;
   const bool valid = i < n;  // uniform within a group, so the shuffles below see whole groups
+  const int64_t label = valid ? y[i] : 0;
+  const bool bad = label < 0 || label >= num_classes;
 
   const feat_t* xi = x + (valid ? i : 0) * dim;
-  const center_t* ci = c + (valid ? y[i] : 0) * dim;
+  const center_t* ci = c + (bad ? 0 : label) * dim;
   acc_t sq = acc_t(0);
   if (valid) {
 #pragma unroll 4
@@ -121,37 +160,53 @@ __global__ void __launch_bounds__(kForwardBlock)
     }
     if (losses != nullptr && lane == 0) losses[i] = loss;
   }
-  if (partials == nullptr) return;  // reduction none: the [N] vector is the result
 
-  if (lane == 0) row_loss[slot] = loss;
+  if (lane == 0) {
+    row_loss[slot] = loss;
+    row_bad[slot] = bad;
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
     acc_t block_sum = acc_t(0);
     for (int r = 0; r < kRows; ++r) block_sum += row_loss[r];  // rows in batch order
-    partials[blockIdx.x] = block_sum;
-    __threadfence();  // make the partial visible before taking a ticket
-    is_last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    if (partials != nullptr) partials[blockIdx.x] = block_sum;
+    for (int r = 0; r < kRows; ++r) {
+      if (row_bad[r]) {  // the block's first bad row (rows are in batch order)
+        atomicMin(&scratch->first_bad,
+                  static_cast<unsigned long long>(static_cast<int64_t>(blockIdx.x) * kRows + r));
+        break;
+      }
+    }
+    __threadfence();  // make the partial and the bad position visible before taking a ticket
+    is_last = atomicAdd(&scratch->ticket, 1u) == gridDim.x - 1;
   }
   __syncthreads();
   if (!is_last) return;
   // The last block: fixed-order sum of all partials (independent of which block is last).
-  acc_t s = acc_t(0);
-  for (int64_t b = threadIdx.x; b < gridDim.x; b += kForwardBlock) s += __ldcg(partials + b);
-  reduce[threadIdx.x] = s;
-  __syncthreads();
-#pragma unroll
-  for (int width = kForwardBlock / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) reduce[threadIdx.x] += reduce[threadIdx.x + width];
+  if (partials != nullptr) {
+    acc_t s = acc_t(0);
+    for (int64_t b = threadIdx.x; b < gridDim.x; b += kForwardBlock) s += __ldcg(partials + b);
+    reduce[threadIdx.x] = s;
     __syncthreads();
+#pragma unroll
+    for (int width = kForwardBlock / 2; width > 0; width /= 2) {
+      if (threadIdx.x < width) reduce[threadIdx.x] += reduce[threadIdx.x + width];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) *total = reduce[0] * scale;
   }
-  if (threadIdx.x == 0) *total = reduce[0] * scale;
+  if (threadIdx.x == 0) {
+    const unsigned long long found = atomicExch(&scratch->first_bad, ULLONG_MAX);
+    *first_bad = found == ULLONG_MAX ? int64_t(-1) : static_cast<int64_t>(found);
+    scratch->ticket = 0u;  // every block has taken its ticket: ready for the next launch
+  }
 }
 
 template <typename feat_t, typename center_t, typename acc_t>
 void launch_forward(const at::Tensor& features, const at::Tensor& labels,
                     const at::Tensor& centers, double margin, int64_t reduction,
                     at::Tensor& losses, at::Tensor& total, at::Tensor& grad_basis,
-                    cudaStream_t stream) {
+                    at::Tensor& first_bad, const c10::cuda::CUDAStream& stream) {
   const int64_t n = features.size(0);
   const int64_t dim = features.size(1);
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
@@ -162,22 +217,16 @@ void launch_forward(const at::Tensor& features, const at::Tensor& labels,
   TORCH_CHECK(blocks <= INT_MAX, "centerloss.forward: batch too large for one launch (N = ", n,
               ")");
 
-  acc_t* partials = nullptr;
-  unsigned int* ticket = nullptr;
-  at::Tensor workspace;
-  if (reduce) {
-    const int64_t ticket_offset = align_up(blocks * static_cast<int64_t>(sizeof(acc_t)));
-    workspace = at::empty({ticket_offset + 16}, features.options().dtype(at::kByte));
-    partials = byte_offset<acc_t>(workspace, 0);
-    ticket = byte_offset<unsigned int>(workspace, ticket_offset);
-    C10_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned int), stream));
-  }
+  at::Tensor partials;
+  if (reduce) partials = at::empty({blocks}, features.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+  ForwardScratch* scratch = forward_scratch(stream);
   auto launch = [&](auto kernel) {
-    kernel<<<static_cast<unsigned>(blocks), kForwardBlock, 0, stream>>>(
+    kernel<<<static_cast<unsigned>(blocks), kForwardBlock, 0, stream.stream()>>>(
         features.data_ptr<feat_t>(), labels.data_ptr<int64_t>(), centers.data_ptr<center_t>(),
-        n, dim, static_cast<acc_t>(margin), scale,
-        reduce ? nullptr : losses.data_ptr<acc_t>(), grad_basis.data_ptr<feat_t>(), partials,
-        ticket, reduce ? total.data_ptr<acc_t>() : nullptr);
+        n, dim, centers.size(0), static_cast<acc_t>(margin), scale,
+        reduce ? nullptr : losses.data_ptr<acc_t>(), grad_basis.data_ptr<feat_t>(),
+        reduce ? partials.data_ptr<acc_t>() : nullptr, scratch,
+        reduce ? total.data_ptr<acc_t>() : nullptr, first_bad.data_ptr<int64_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (narrow) {
@@ -219,7 +268,8 @@ constexpr int kCheckPerThread = 16; // features checked per thread in the prepar
 template <typename feat_t, int kItems>
 __global__ void __launch_bounds__(kSortThreads)
     prepare_kernel(const feat_t* __restrict__ x, int64_t numel, const int64_t* __restrict__ y,
-                   int n, unsigned pad_key, int end_bit, bool sort_in_block, int* __restrict__ order,
+                   int n, int64_t num_classes, unsigned pad_key, int end_bit, bool sort_in_block,
+                   int* __restrict__ order,
                    int* __restrict__ seg_start, int* __restrict__ num_segs,
                    unsigned char* __restrict__ finite) {
   using Sort = cub::BlockRadixSort<unsigned, kSortThreads, kItems, int>;
@@ -270,6 +320,10 @@ __global__ void __launch_bounds__(kSortThreads)
   for (int64_t e = block * kSortThreads + threadIdx.x; e < numel; e += checkers * kSortThreads) {
     ok &= math::is_finite(static_cast<check_t>(x[e]));
   }
+  // Labels too: the module's step (_step_centers_) relies on this guard instead of a host check.
+  for (int64_t e = block * kSortThreads + threadIdx.x; e < n; e += checkers * kSortThreads) {
+    ok &= y[e] >= 0 && y[e] < num_classes;
+  }
   ok = __syncthreads_and(ok);
   if (threadIdx.x == 0) finite[blockIdx.x] = ok ? 1 : 0;
 }
@@ -285,12 +339,16 @@ __global__ void __launch_bounds__(kApplyWarps * kWarp)
                  const int* __restrict__ num_segs, int n,
                  const unsigned char* __restrict__ finite, int num_flags,
                  center_t* __restrict__ c, acc_t alpha, int64_t rule, int team_warps,
-                 int64_t column_chunks, bool* __restrict__ applied) {
+                 int64_t column_chunks, bool* __restrict__ applied,
+                 int64_t* __restrict__ skipped) {
   __shared__ acc_t share[kApplyWarps][kWarp];
   int ok = 1;
   for (int f = threadIdx.x; f < num_flags; f += blockDim.x) ok &= finite[f];
   ok = __syncthreads_and(ok);
-  if (blockIdx.x == 0 && threadIdx.x == 0) *applied = ok != 0;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    if (applied != nullptr) *applied = ok != 0;
+    if (skipped != nullptr && !ok) *skipped += 1;
+  }
   if (!ok) return;  // the NaN guard: no center changes
 
   const int warp = threadIdx.x / kWarp;
@@ -370,10 +428,12 @@ int team_warps_for(int64_t n, int64_t num_classes) {
   return warps;
 }
 
+// Launches the center step; the verdict goes to *applied and/or adds 1 to *skipped (either may
+// be null).
 template <typename feat_t, typename center_t>
-at::Tensor update_typed(at::Tensor& centers, const at::Tensor& features,
-                        const at::Tensor& labels, double alpha, int64_t rule,
-                        cudaStream_t stream) {
+void update_typed(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
+                  double alpha, int64_t rule, bool* applied, int64_t* skipped,
+                  cudaStream_t stream) {
   using acc_t = std::conditional_t<std::is_same_v<center_t, double>, double, float>;
   const int64_t n64 = features.size(0);
   const int64_t dim = features.size(1);
@@ -407,8 +467,8 @@ at::Tensor update_typed(at::Tensor& centers, const at::Tensor& features,
     auto prepare = n64 <= int64_t(kSortThreads) * kSmallItems ? prepare_kernel<feat_t, kSmallItems>
                                                               : prepare_kernel<feat_t, kLargeItems>;
     prepare<<<static_cast<unsigned>(prep_blocks), kSortThreads, 0, stream>>>(
-        x, numel, y, n, static_cast<unsigned>(num_classes), end_bit, true, order, seg_start,
-        num_segs, finite);
+        x, numel, y, n, num_classes, static_cast<unsigned>(num_classes), end_bit, true, order,
+        seg_start, num_segs, finite);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   } else {
     // Device-wide stable radix sort of (label, position), then the segment heads compacted
@@ -431,12 +491,11 @@ at::Tensor update_typed(at::Tensor& centers, const at::Tensor& features,
                                          thrust::counting_iterator<int>(0), seg_start, num_segs,
                                          n, is_head, stream));
     prepare_kernel<feat_t, kSmallItems><<<static_cast<unsigned>(prep_blocks), kSortThreads, 0,
-                                          stream>>>(x, numel, y, n, 0u, 1, false, order,
-                                                    seg_start, num_segs, finite);
+                                          stream>>>(x, numel, y, n, num_classes, 0u, 1, false,
+                                                    order, seg_start, num_segs, finite);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
-  at::Tensor applied = at::empty({}, features.options().dtype(at::kBool));
   const int team_warps = team_warps_for(n64, num_classes);
   const int64_t column_chunks = (dim + kWarp - 1) / kWarp;
   const int64_t items = std::min(n64, num_classes) * column_chunks;
@@ -448,9 +507,8 @@ at::Tensor update_typed(at::Tensor& centers, const at::Tensor& features,
       <<<static_cast<unsigned>(apply_blocks), kApplyWarps * kWarp, 0, stream>>>(
           x, y, dim, order, seg_start, num_segs, n, finite, static_cast<int>(prep_blocks),
           centers.data_ptr<center_t>(), static_cast<acc_t>(alpha), rule, team_warps,
-          column_chunks, applied.data_ptr<bool>());
+          column_chunks, applied, skipped);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return applied;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -489,10 +547,10 @@ __global__ void __launch_bounds__(kLabelThreads)
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
-                                                const at::Tensor& labels,
-                                                const at::Tensor& centers, double margin,
-                                                int64_t reduction) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
+                                                            const at::Tensor& labels,
+                                                            const at::Tensor& centers,
+                                                            double margin, int64_t reduction) {
   const c10::cuda::CUDAGuard guard(features.device());
   const bool wide = features.scalar_type() == at::kDouble || centers.scalar_type() == at::kDouble;
   const auto acc_type = wide ? at::kDouble : at::kFloat;
@@ -502,18 +560,19 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
   if (n == 0) {  // mean/sum of nothing is 0; none is the empty vector
     return {reduce ? at::zeros({}, features.options().dtype(acc_type))
                    : at::empty({0}, features.options().dtype(acc_type)),
-            grad_basis};
+            grad_basis, at::Tensor()};
   }
   at::Tensor losses = reduce ? at::Tensor() : at::empty({n}, features.options().dtype(acc_type));
   at::Tensor total = reduce ? at::empty({}, features.options().dtype(acc_type)) : at::Tensor();
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor first_bad = at::empty({1}, labels.options());
+  const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream();
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_cuda", [&] {
     using acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
                                      double, float>;
     launch_forward<feat_t, center_t, acc_t>(features, labels, centers, margin, reduction, losses,
-                                            total, grad_basis, stream);
+                                            total, grad_basis, first_bad, stream);
   });
-  return {reduce ? total : losses, grad_basis};
+  return {reduce ? total : losses, grad_basis, first_bad};
 }
 
 at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
@@ -543,11 +602,23 @@ at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
   const c10::cuda::CUDAGuard guard(features.device());
   if (features.size(0) == 0) return at::ones({}, features.options().dtype(at::kBool));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  at::Tensor applied;
+  at::Tensor applied = at::empty({}, features.options().dtype(at::kBool));
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cuda", [&] {
-    applied = update_typed<feat_t, center_t>(centers, features, labels, alpha, rule, stream);
+    update_typed<feat_t, center_t>(centers, features, labels, alpha, rule,
+                                   applied.data_ptr<bool>(), nullptr, stream);
   });
   return applied;
+}
+
+void step_centers_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
+                       const at::Tensor& labels, double alpha, int64_t rule) {
+  const c10::cuda::CUDAGuard guard(features.device());
+  if (features.size(0) == 0) return;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_step_cuda", [&] {
+    update_typed<feat_t, center_t>(centers, features, labels, alpha, rule, nullptr,
+                                   skipped.data_ptr<int64_t>(), stream);
+  });
 }
 
 int64_t first_bad_label_cuda(const at::Tensor& labels64, int64_t num_classes) {

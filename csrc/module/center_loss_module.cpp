@@ -84,7 +84,11 @@ at::Tensor CenterLossImpl::forward(const at::Tensor& features, const at::Tensor&
   }
   at::Tensor loss = center_loss(features, labels, centers_, options.margin(), options.reduction());
   if (is_training() && options.update_in_forward() && options.update() != UpdateRule::Gradient) {
-    step_centers(features, labels);
+    // The forward has just checked these labels, so the step skips its own check (and its
+    // CUDA sync); a non-finite batch is counted on the device.
+    torch::NoGradGuard no_grad;
+    detail::step_centers_(centers_, skipped_updates_, features.detach(), labels, options.alpha(),
+                          options.update());
   }
   return loss;
 }

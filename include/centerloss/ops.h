@@ -61,4 +61,14 @@ int64_t init_centers_first_sight_(at::Tensor& centers, at::Tensor& seen,
 // True when this build has the CUDA kernels.
 bool has_cuda_kernels();
 
+namespace detail {
+// The center step of CenterLoss::forward (op centerloss::_step_centers_): update_centers_
+// without its result and without its host-side label check, so it never syncs on CUDA. A batch
+// that is non-finite or holds a label outside [0, K) changes no center and adds 1 to `skipped`
+// ([] or [1] int64, on the centers' device). Meant for callers that have just run the forward
+// on the same labels (which raises for bad labels); everyone else should use update_centers_.
+void step_centers_(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
+                   const at::Tensor& labels, double alpha, UpdateRule rule);
+}  // namespace detail
+
 }  // namespace centerloss

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .distributed import gather_batches
-from .functional import _reduction_code, center_loss, init_centers_first_sight_, update_centers_
+from .functional import _reduction_code, _rule_code, center_loss, init_centers_first_sight_, update_centers_
 
 INITS = ("zeros", "normal", "xavier", "first_sight")
 UPDATES = ("paper", "mean", "gradient")
@@ -104,7 +104,15 @@ class CenterLoss(nn.Module):
         if first_sight:
             init_centers_first_sight_(self.centers, self.seen, *state_batch)
         loss = center_loss(features, labels, self.centers, self.margin, self.reduction)
-        if stepping:
+        if stepping and self.process_group is None:
+            # The loss has just checked these labels: the step skips its own check (on CUDA a
+            # sync) and counts a non-finite batch on the device.
+            with torch.no_grad():
+                torch.ops.centerloss._step_centers_(
+                    self.centers, self.skipped_updates, features.detach(), labels, self.alpha,
+                    _rule_code(self.update),
+                )
+        elif stepping:
             self._apply_step(*state_batch)
         return loss
 

@@ -8,10 +8,10 @@
 
 #include <cmath>
 #include <limits>
-
 #include <string>
 #include <tuple>
 
+#include "centerloss/center_loss.h"
 #include "centerloss/ops.h"
 #include "reference.h"
 
@@ -196,6 +196,41 @@ TEST(CudaEdgeCases, BadLabelsThrowAndLeaveCentersUnchanged) {
     EXPECT_THROW(centerloss::center_loss(x, y.to(kCuda), c), c10::Error);
     EXPECT_TRUE(torch::equal(c, before));
   }
+}
+
+// The module's step skips the host label check (the forward has just done it, fused into its
+// kernel): a bad label must still raise in forward and leave the state as it was, and the
+// device-side guard of the step must count a NaN batch without a sync.
+TEST(CudaModule, ForwardChecksLabelsAndStepMatchesUpdateCenters) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(5);
+  centerloss::CenterLoss module(
+      centerloss::CenterLossOptions(10, 8).alpha(0.4).init(centerloss::Init::Normal));
+  module->to(torch::kCUDA);
+  const auto x = torch::randn({300, 8}, kCuda);
+  auto y = torch::randint(10, {300}, torch::TensorOptions(kCuda).dtype(torch::kLong));
+  auto expected = module->centers().clone();
+  module->forward(x, y);
+  centerloss::update_centers_(expected, x, y, 0.4);
+  EXPECT_TRUE(torch::equal(module->centers(), expected));
+  EXPECT_EQ(module->skipped_updates(), 0);
+
+  const auto before = module->centers().clone();
+  auto bad = y.clone();
+  bad[257] = 10;
+  try {
+    module->forward(x, bad);
+    ADD_FAILURE() << "label 10 accepted";
+  } catch (const c10::Error& err) {
+    EXPECT_NE(std::string(err.what()).find("found label 10 at position 257"), std::string::npos)
+        << err.what();
+  }
+  EXPECT_TRUE(torch::equal(module->centers(), before));
+  auto x_nan = x.clone();
+  x_nan[299][7] = std::numeric_limits<float>::quiet_NaN();
+  module->forward(x_nan, y);
+  EXPECT_TRUE(torch::equal(module->centers(), before));
+  EXPECT_EQ(module->skipped_updates(), 1);
 }
 
 TEST(CudaEdgeCases, NonContiguousInputsMatchContiguous) {

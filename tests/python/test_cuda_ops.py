@@ -215,6 +215,88 @@ def test_bad_labels_raise_and_change_nothing():
         assert torch.equal(centers, before)
 
 
+def test_fused_label_check_reports_the_first_bad_label_then_resets():
+    # N = 5000 spans 1250 forward blocks: the first bad position must win whichever block
+    # finishes last, and the next call on the stream must start from a clean slate.
+    for n, positions, reduction in [
+        (5000, [4999], "mean"),
+        (5000, [3, 4000, 17], "sum"),
+        (5000, [2500, 2501], "none"),
+        (6, [0], "mean"),
+    ]:
+        features, labels, centers = make_case(n, 5, 9, torch.float32, n)
+        features, centers = features.to(CUDA), centers.to(CUDA)
+        y = labels.clone()
+        for i, p in enumerate(positions):
+            y[p] = -2 if i % 2 else 9
+        first = min(positions)
+        try:
+            centerloss.center_loss(features, y.to(CUDA), centers, 0.0, reduction)
+        except RuntimeError as err:
+            assert f"found label {int(y[first])} at position {first}" in str(err), str(err)
+        else:
+            raise AssertionError(f"bad labels at {positions} were accepted")
+        good = centerloss.center_loss(features, labels.to(CUDA), centers, 0.0, reduction)
+        torch.testing.assert_close(
+            good.cpu(), centerloss.center_loss(features.cpu(), labels, centers.cpu(), 0.0, reduction)
+        )
+
+
+def test_forward_on_several_streams():
+    features, labels, centers = make_case(3000, 64, 50, torch.float32, 8)
+    features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+    want = centerloss.center_loss(features, labels, centers)
+    streams = [torch.cuda.Stream() for _ in range(3)]
+    got = []
+    for s in streams:
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            got.append([centerloss.center_loss(features, labels, centers) for _ in range(5)])
+    torch.cuda.synchronize()
+    for values in got:
+        for v in values:
+            assert torch.equal(v, want)
+
+
+def test_module_step_matches_update_centers_and_guards_on_the_device():
+    step = torch.ops.centerloss._step_centers_
+    for (n, d, k), rule in itertools.product(SHAPES, [0, 1]):
+        features, labels, centers = make_case(n, d, k, torch.float32, 3 * n + k)
+        features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+        expected = centers.clone()
+        centerloss.update_centers_(expected, features, labels, 0.3, ["paper", "mean"][rule])
+        skipped = torch.zeros((), dtype=torch.long, device=CUDA)
+        got = centers.clone()
+        step(got, skipped, features, labels, 0.3, rule)
+        assert torch.equal(got, expected), f"N={n} D={d} K={k} rule={rule}"
+        assert skipped.item() == 0
+        for bad in (-1, k, float("nan")):
+            x, y, c = features.clone(), labels.clone(), centers.clone()
+            if isinstance(bad, float):
+                x[n - 1, d - 1] = bad
+            else:
+                y[n - 1] = bad
+            step(c, skipped, x, y, 0.3, rule)
+            assert torch.equal(c, centers), f"N={n} D={d} K={k} bad={bad}"
+        assert skipped.item() == 3
+
+
+def test_module_with_bad_labels_raises_in_forward_and_changes_nothing():
+    module = centerloss.CenterLoss(10, 6, init="normal").to(CUDA)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    x = torch.randn(32, 6, device=CUDA)
+    y = torch.randint(0, 10, (32,), device=CUDA)
+    y[20] = 10
+    try:
+        module(x, y)
+    except RuntimeError as err:
+        assert "found label 10 at position 20" in str(err), str(err)
+    else:
+        raise AssertionError("bad label accepted")
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
 def test_empty_batch():
     x = torch.zeros(0, 4, device=CUDA, requires_grad=True)
     y = torch.zeros(0, dtype=torch.long, device=CUDA)

@@ -1,0 +1,68 @@
+"""The module's center step (op _step_centers_, spec section 3 and 7) on the CPU.
+
+It must move the centers exactly as update_centers_ does, count a skipped step in the module's
+counter instead of returning a verdict, and leave every center untouched for a non-finite batch
+or a label outside [0, K) (the module's forward raises for such labels before the step). The
+CUDA version is tested in test_cuda_ops.py.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import centerloss
+import reference
+
+step = torch.ops.centerloss._step_centers_
+
+
+@pytest.mark.parametrize("n,d,k", reference.SHAPES)
+@pytest.mark.parametrize("rule,code", [("paper", 0), ("mean", 1)])
+def test_step_matches_update_centers_bitwise(n, d, k, rule, code):
+    features, labels, centers = reference.make_case(n, d, k, torch.float32, 11 * n + d)
+    expected = centers.clone()
+    centerloss.update_centers_(expected, features, labels, 0.3, rule)
+    skipped = torch.zeros((), dtype=torch.long)
+    step(centers, skipped, features, labels, 0.3, code)
+    assert torch.equal(centers, expected)
+    assert int(skipped) == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1, 5, 1 << 40])
+def test_bad_batch_is_skipped_and_counted(bad):
+    features, labels, centers = reference.make_case(40, 6, 5, torch.float32, 3)
+    if isinstance(bad, float):
+        features[39, 5] = bad
+    else:
+        labels[39] = bad
+    before = centers.clone()
+    skipped = torch.tensor([7])
+    step(centers, skipped, features, labels, 0.5, 0)
+    assert torch.equal(centers, before)
+    assert int(skipped) == 8
+
+
+@pytest.mark.parametrize(
+    "skipped,message",
+    [
+        (torch.zeros(2, dtype=torch.long), "skipped must be an int64 tensor of one element"),
+        (torch.zeros((), dtype=torch.int32), "skipped must be an int64 tensor of one element"),
+        (torch.zeros((), dtype=torch.long, device="meta"), "skipped is on meta"),
+    ],
+)
+def test_bad_counter_is_named_and_changes_nothing(skipped, message):
+    features, labels, centers = reference.make_case(8, 3, 4, torch.float32, 5)
+    before = centers.clone()
+    with pytest.raises(RuntimeError, match=message):
+        step(centers, skipped, features, labels, 0.5, 0)
+    assert torch.equal(centers, before)
+
+
+def test_module_forward_steps_like_update_centers():
+    features, labels, _ = reference.make_case(64, 8, 10, torch.float32, 9)
+    module = centerloss.CenterLoss(10, 8, alpha=0.4, init="normal")
+    expected = module.centers.clone()
+    loss = module(features, labels)
+    centerloss.update_centers_(expected, features, labels, 0.4)
+    assert torch.equal(module.centers, expected) and int(module.skipped_updates) == 0
+    assert loss.item() > 0
