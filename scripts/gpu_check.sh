@@ -25,9 +25,15 @@ export PATH="$PATH:/usr/local/cuda/bin"
 # Build with the system g++ (the toolchain of the system libstdc++ that torch's Python module
 # loads); on the H200 host a g++ under /opt/gcc comes first on PATH. The run of 2026-11-28 passed
 # every test with /usr/bin/g++ and the shared CUDA runtime (see CMakeLists.txt).
-if [ -z "${CXX:-}" ] && [ -x /usr/bin/g++ ]; then
+# The host may preset CXX to that g++: the run of 2026-11-28 21:30 built with it (CXX was set)
+# and the first C++ exception that reached Python crashed it. So /usr/bin/g++ wins unless
+# GPU_CHECK_CXX names a compiler.
+if [ -n "${GPU_CHECK_CXX:-}" ]; then
+  export CXX=$GPU_CHECK_CXX CUDAHOSTCXX=$GPU_CHECK_CXX
+elif [ -x /usr/bin/g++ ]; then
   export CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++
 fi
+echo "host C++ compiler: ${CXX:-cmake default} (CUDA host: ${CUDAHOSTCXX:-cmake default})"
 
 declare -a SUMMARY=()
 FAILURES=0

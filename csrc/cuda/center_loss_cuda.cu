@@ -111,10 +111,14 @@ ForwardScratch* forward_scratch(const c10::cuda::CUDAStream& stream) {
 }
 
 // kGroup threads per row (a power of two dividing 32); kForwardBlock / kGroup rows per block.
+// kPerLane > 0 (D <= kGroup * kPerLane): each lane loads all its elements of x_i and c_{y_i} into
+// registers in one unrolled burst (many loads in flight per warp, the latency limit at small N),
+// and writes the basis from those registers instead of reading the row a second time. kPerLane
+// = 0: a loop for any D. Both add a lane's elements in increasing column order (same result).
 // Labels are checked on the way: a row whose label is outside [0, K) reads center row 0 instead
 // (its outputs are garbage that the op discards when it raises) and the smallest such position
 // is reported in *first_bad (-1 if none), so the op needs no separate label-check kernel.
-template <typename feat_t, typename center_t, typename acc_t, int kGroup>
+template <typename feat_t, typename center_t, typename acc_t, int kGroup, int kPerLane>
 __global__ void __launch_bounds__(kForwardBlock)
     forward_kernel(const feat_t* __restrict__ x, const int64_t* __restrict__ y,
                    const center_t* __restrict__ c, int64_t n, int64_t dim, int64_t num_classes,
@@ -137,7 +141,23 @@ __global__ void __launch_bounds__(kForwardBlock)
   const feat_t* xi = x + (valid ? i : 0) * dim;
   const center_t* ci = c + (bad ? 0 : label) * dim;
   acc_t sq = acc_t(0);
-  if (valid) {
+  constexpr int kHeld = kPerLane > 0 ? kPerLane : 1;
+  acc_t xv[kHeld];
+  acc_t cv[kHeld];
+  if constexpr (kPerLane > 0) {
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int64_t k = lane + j * kGroup;
+      const bool here = valid && k < dim;
+      xv[j] = here ? static_cast<acc_t>(xi[k]) : acc_t(0);
+      cv[j] = here ? static_cast<acc_t>(ci[k]) : acc_t(0);
+    }
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const acc_t d = xv[j] - cv[j];
+      sq += d * d;  // zero for the padding columns: adds exactly 0
+    }
+  } else if (valid) {
 #pragma unroll 4
     for (int64_t k = lane; k < dim; k += kGroup) {
       const acc_t d = static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k]);
@@ -154,9 +174,17 @@ __global__ void __launch_bounds__(kForwardBlock)
     loss = math::sample_loss(sq, margin);
     const acc_t coef = scale * math::gradient_coefficient(sq, margin);
     feat_t* bi = basis + i * dim;
+    if constexpr (kPerLane > 0) {
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        const int64_t k = lane + j * kGroup;
+        if (k < dim) bi[k] = static_cast<feat_t>(coef * (xv[j] - cv[j]));
+      }
+    } else {
 #pragma unroll 4
-    for (int64_t k = lane; k < dim; k += kGroup) {
-      bi[k] = static_cast<feat_t>(coef * (static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+      for (int64_t k = lane; k < dim; k += kGroup) {
+        bi[k] = static_cast<feat_t>(coef * (static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+      }
     }
     if (losses != nullptr && lane == 0) losses[i] = loss;
   }
@@ -230,9 +258,13 @@ void launch_forward(const at::Tensor& features, const at::Tensor& labels,
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (narrow) {
-    launch(forward_kernel<feat_t, center_t, acc_t, 4>);
+    launch(forward_kernel<feat_t, center_t, acc_t, 4, 4>);
+  } else if (dim <= kWarp * 4) {
+    launch(forward_kernel<feat_t, center_t, acc_t, kWarp, 4>);
+  } else if (dim <= kWarp * 16) {
+    launch(forward_kernel<feat_t, center_t, acc_t, kWarp, 16>);
   } else {
-    launch(forward_kernel<feat_t, center_t, acc_t, kWarp>);
+    launch(forward_kernel<feat_t, center_t, acc_t, kWarp, 0>);
   }
 }
 
@@ -331,25 +363,21 @@ __global__ void __launch_bounds__(kSortThreads)
 // One item = (class segment s, 32 columns), handled by a team of team_warps warps; warp w sums
 // the w-th contiguous share of the segment's rows in batch order, and the team adds the shares
 // in warp order (team_warps = 1: exactly batch order). Nothing is written unless every flag of
-// the prepare kernel says finite; block 0 records that verdict in *applied.
+// the prepare kernel says good; block 0 records that verdict (*applied and/or *skipped). The
+// flags are loaded first but only waited for after the sums, so their latency overlaps the
+// segment's loads (a bad batch does the sums for nothing, then writes nothing).
 template <typename feat_t, typename center_t, typename acc_t>
 __global__ void __launch_bounds__(kApplyWarps * kWarp)
     apply_kernel(const feat_t* __restrict__ x, const int64_t* __restrict__ y, int64_t dim,
                  const int* __restrict__ order, const int* __restrict__ seg_start,
                  const int* __restrict__ num_segs, int n,
                  const unsigned char* __restrict__ finite, int num_flags,
-                 center_t* __restrict__ c, acc_t alpha, int64_t rule, int team_warps,
+                 center_t* __restrict__ c, int64_t num_classes, acc_t alpha, int64_t rule,
+                 int team_warps,
                  int64_t column_chunks, bool* __restrict__ applied,
                  int64_t* __restrict__ skipped) {
   __shared__ acc_t share[kApplyWarps][kWarp];
-  int ok = 1;
-  for (int f = threadIdx.x; f < num_flags; f += blockDim.x) ok &= finite[f];
-  ok = __syncthreads_and(ok);
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    if (applied != nullptr) *applied = ok != 0;
-    if (skipped != nullptr && !ok) *skipped += 1;
-  }
-  if (!ok) return;  // the NaN guard: no center changes
+  const int first_flag = threadIdx.x < num_flags ? finite[threadIdx.x] : 1;
 
   const int warp = threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
@@ -369,7 +397,9 @@ __global__ void __launch_bounds__(kApplyWarps * kWarp)
     start = seg_start[s];
     count = (s + 1 < segments ? seg_start[s + 1] : n) - start;
     cls = y[order[start]];
-    if (col < dim) center = static_cast<acc_t>(c[cls * dim + col]);
+    // A label outside [0, K) fails the guard below and nothing is written: clamp only the read.
+    const int64_t read_cls = cls < 0 ? 0 : (cls >= num_classes ? num_classes - 1 : cls);
+    if (col < dim) center = static_cast<acc_t>(c[read_cls * dim + col]);
     const int share_rows = (count + team_warps - 1) / team_warps;
     const int r0 = start + min(count, member * share_rows);
     const int r1 = start + min(count, (member + 1) * share_rows);
@@ -392,6 +422,15 @@ __global__ void __launch_bounds__(kApplyWarps * kWarp)
       }
     }
   }
+  // The guard: NaN/inf features or bad labels anywhere in the batch -> no center changes.
+  int ok = first_flag;
+  for (int f = threadIdx.x + blockDim.x; f < num_flags; f += blockDim.x) ok &= finite[f];
+  ok = __syncthreads_and(ok);
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    if (applied != nullptr) *applied = ok != 0;
+    if (skipped != nullptr && !ok) *skipped += 1;
+  }
+  if (!ok) return;
   if (team_warps == 1) {
     if (active && col < dim) {
       const acc_t factor = math::center_step_factor<acc_t>(count, alpha, rule);
@@ -506,7 +545,7 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const at::Ten
   apply_kernel<feat_t, center_t, acc_t>
       <<<static_cast<unsigned>(apply_blocks), kApplyWarps * kWarp, 0, stream>>>(
           x, y, dim, order, seg_start, num_segs, n, finite, static_cast<int>(prep_blocks),
-          centers.data_ptr<center_t>(), static_cast<acc_t>(alpha), rule, team_warps,
+          centers.data_ptr<center_t>(), num_classes, static_cast<acc_t>(alpha), rule, team_warps,
           column_chunks, applied, skipped);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
