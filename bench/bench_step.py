@@ -498,7 +498,11 @@ def main(argv=None):
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             gen = torch.Generator(device=device).manual_seed(k * 13 + d)
-            centers = torch.randn(k, d, generator=gen, device=device).requires_grad_(True)
+            # Allocated as CenterLoss allocates its table (huge pages for large CPU tables),
+            # then shared by every recipe.
+            centers = torch.empty(k, d, device=device)
+            torch.ops.centerloss._advise_huge_pages(centers)
+            centers.normal_(generator=gen).requires_grad_(True)
         results.append(run_config(n, d, k, dt, centers, device, args, compiled))
         elapsed = time.perf_counter() - start
         eta = elapsed / (idx + 1) * (len(configs) - idx - 1)

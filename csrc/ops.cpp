@@ -9,6 +9,7 @@
 //   init_centers_first_sight_(centers!, seen!, features, labels) -> initialised (int64, 0-d)
 //   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [module internal:
 //       the center step of CenterLoss.forward; no host sync, verdict counted in `skipped`]
+//   _advise_huge_pages(t) -> bool   [module internal: csrc/memory/huge_pages.h]
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -16,6 +17,7 @@
 #include "centerloss/ops.h"
 #include "checks.h"
 #include "kernels.h"
+#include "memory/huge_pages.h"
 #include "op_impl.h"
 
 namespace centerloss {
@@ -171,6 +173,7 @@ TORCH_LIBRARY(centerloss, m) {
   m.def(
       "_step_centers_(Tensor(a!) centers, Tensor(b!) skipped, Tensor features, Tensor labels, "
       "float alpha=0.5, int rule=0) -> ()");
+  m.def("_advise_huge_pages(Tensor tensor) -> bool");
 }
 
 TORCH_LIBRARY_IMPL(centerloss, CPU, m) {
@@ -191,6 +194,7 @@ TORCH_LIBRARY_IMPL(centerloss, Meta, m) {
 TORCH_LIBRARY_IMPL(centerloss, CompositeExplicitAutograd, m) {
   m.impl("center_loss", &center_loss_no_autograd);
   m.impl("init_centers_first_sight_", &init_first_sight);
+  m.impl("_advise_huge_pages", &memory::advise_huge_pages);
 }
 
 TORCH_LIBRARY_IMPL(centerloss, Autograd, m) { m.impl("center_loss", &center_loss_autograd); }

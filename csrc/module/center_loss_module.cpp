@@ -4,6 +4,7 @@
 #include <torch/serialize/input-archive.h>
 
 #include "centerloss/center_loss.h"
+#include "../memory/huge_pages.h"
 
 namespace centerloss {
 namespace {
@@ -54,7 +55,11 @@ CenterLossImpl::CenterLossImpl(const CenterLossOptions& options_) : options(opti
 }
 
 void CenterLossImpl::reset() {
-  at::Tensor centers = torch::zeros({options.num_classes(), options.feature_dim()});
+  // Allocated, advised to use huge pages (large tables only), then zeroed: the pages are
+  // faulted in by the zeroing, as huge pages (see csrc/memory/huge_pages.h).
+  at::Tensor centers = torch::empty({options.num_classes(), options.feature_dim()});
+  memory::advise_huge_pages(centers);
+  centers.zero_();
   {
     torch::NoGradGuard no_grad;
     if (options.init() == Init::Normal) centers.normal_(0.0, options.init_std());

@@ -73,7 +73,11 @@ class CenterLoss(nn.Module):
         self.update_in_forward = bool(update_in_forward)
         self.process_group = process_group
 
-        centers = torch.zeros(self.num_classes, self.feature_dim)
+        # Large CPU tables get huge pages (advised before the zeroing faults the pages in): the
+        # random center rows of each step then cost no TLB miss (csrc/memory/huge_pages.h).
+        centers = torch.empty(self.num_classes, self.feature_dim)
+        torch.ops.centerloss._advise_huge_pages(centers)
+        centers.zero_()
         if init == "normal":
             nn.init.normal_(centers, 0.0, self.init_std)
         elif init == "xavier":

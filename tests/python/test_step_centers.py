@@ -66,3 +66,27 @@ def test_module_forward_steps_like_update_centers():
     centerloss.update_centers_(expected, features, labels, 0.4)
     assert torch.equal(module.centers, expected) and int(module.skipped_updates) == 0
     assert loss.item() > 0
+
+
+def _thp_mode():
+    try:
+        text = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return None
+    return text.split("[")[1].split("]")[0] if "[" in text else None
+
+
+def test_huge_page_advice_for_large_cpu_tables_only():
+    advise = torch.ops.centerloss._advise_huge_pages
+    assert not advise(torch.empty(1000, 16))  # 64 KB: not worth it
+    assert not advise(torch.empty(100_000, 512, device="meta"))
+    big = torch.empty(40_000, 512)  # 78 MB
+    if _thp_mode() in ("always", "madvise"):
+        assert advise(big)
+    big.zero_()
+    assert int(big.count_nonzero()) == 0  # advice never changes values
+
+
+def test_large_module_starts_from_zero_centers():
+    module = centerloss.CenterLoss(40_000, 512)  # advised table
+    assert module.centers.shape == (40_000, 512) and not module.centers.any()
