@@ -90,3 +90,21 @@ def test_huge_page_advice_for_large_cpu_tables_only():
 def test_large_module_starts_from_zero_centers():
     module = centerloss.CenterLoss(40_000, 512)  # advised table
     assert module.centers.shape == (40_000, 512) and not module.centers.any()
+
+
+@pytest.mark.parametrize("dtype", reference.DTYPES)
+@pytest.mark.parametrize("n,k", [(64, 4), (400, 3), (40, 40)])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_guard_with_few_and_many_classes_per_batch(dtype, n, k, bad):
+    """A non-finite value in the first, a middle or the last row stops the whole step."""
+    features, labels, centers = reference.make_case(n, 7, k, dtype, n + k)
+    expected = reference.updated_centers(centers, features, labels, 0.5)
+    clean = centers.clone()
+    assert bool(centerloss.update_centers_(clean, features, labels))
+    torch.testing.assert_close(clean, expected, rtol=1e-5, atol=1e-5)
+    for row in (0, n // 2, n - 1):
+        x = features.clone()
+        x[row, 6 if row else 0] = bad
+        moved = centers.clone()
+        assert not bool(centerloss.update_centers_(moved, x, labels))
+        assert torch.equal(moved, centers)
