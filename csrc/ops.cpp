@@ -10,12 +10,14 @@
 //   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [module internal:
 //       the center step of CenterLoss.forward; no host sync, verdict counted in `skipped`]
 //   _advise_huge_pages(t) -> bool   [module internal: csrc/memory/huge_pages.h]
+//   _cpu_isa() -> str               [the CPU kernels' instruction set: "avx2" or "baseline"]
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
 #include "centerloss/ops.h"
 #include "checks.h"
+#include "cpu/cpu_variants.h"
 #include "kernels.h"
 #include "memory/huge_pages.h"
 #include "op_impl.h"
@@ -174,6 +176,7 @@ TORCH_LIBRARY(centerloss, m) {
       "_step_centers_(Tensor(a!) centers, Tensor(b!) skipped, Tensor features, Tensor labels, "
       "float alpha=0.5, int rule=0) -> ()");
   m.def("_advise_huge_pages(Tensor tensor) -> bool");
+  m.def("_cpu_isa() -> str", [] { return std::string(kernels::cpu_isa()); });
 }
 
 TORCH_LIBRARY_IMPL(centerloss, CPU, m) {

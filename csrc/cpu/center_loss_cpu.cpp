@@ -11,6 +11,10 @@
 // (bfloat16 converted with integer bit operations, bit-exact with c10's conversions); the batch
 // is split across threads in tasks of ~16K elements.
 //
+// Instruction sets: this file is compiled twice, for baseline x86-64 and for AVX2 (+FMA, with
+// -ffp-contract=off so no multiply-add is fused); csrc/cpu/dispatch_cpu.cpp picks one at run
+// time. The loops keep their fixed lanes whatever the vector width, so both give the same bits.
+//
 // Determinism: each output element is computed by exactly one task in a fixed order, partial
 // sums use a fixed number of lanes, and the scalar reduction is a serial fixed-order sum, so
 // results are bitwise identical for any thread count.
@@ -27,9 +31,11 @@
 
 #include "../center_loss_math.h"
 #include "../dispatch.h"
-#include "../kernels.h"
 
-namespace centerloss::kernels {
+#include "cpu_variants.h"
+
+// Compiled once per instruction set (CENTERLOSS_CPU_ISA, see csrc/cpu/cpu_variants.h).
+namespace centerloss::kernels::CENTERLOSS_CPU_ISA {
 namespace {
 
 constexpr int64_t kLanes = 8;          // independent partial sums per row (vectorisable)
@@ -387,4 +393,4 @@ void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor
   if (!applied) *skipped.mutable_data_ptr<int64_t>() += 1;
 }
 
-}  // namespace centerloss::kernels
+}  // namespace centerloss::kernels::CENTERLOSS_CPU_ISA

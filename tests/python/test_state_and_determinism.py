@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -93,3 +94,43 @@ def test_bitwise_identical_for_any_thread_count(tmp_path):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert torch.equal(a, b)
+
+
+ISA_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, centerloss
+    torch.set_num_threads(2)
+    g = torch.Generator().manual_seed(11)
+    out = [torch.ops.centerloss._cpu_isa()]
+    for n, d, k in ((4096, 128, 50), (300, 3, 7), (513, 512, 1), (2000, 17, 100000)):
+        for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            for margin, reduction in ((0.0, "mean"), (0.3, "sum"), (0.1, "none")):
+                x = torch.randn(n, d, generator=g).to(dtype).requires_grad_(True)
+                y = torch.randint(0, k, (n,), generator=g)
+                c = torch.randn(k, d, generator=g)
+                loss = centerloss.center_loss(x, y, c, margin, reduction)
+                loss.sum().backward()
+                centerloss.update_centers_(c, x.detach(), y, 0.4, "mean" if margin else "paper")
+                out += [loss.detach(), x.grad, c[y.unique()]]
+    torch.save(out, sys.argv[1])
+    """
+)
+
+
+def test_avx2_and_baseline_kernels_give_the_same_bits(tmp_path):
+    """The CPU kernels are built twice (csrc/cpu/cpu_variants.h); both copies must agree."""
+    runs = {}
+    for isa in ("baseline", None):
+        env = dict(os.environ)
+        env.pop("CENTERLOSS_CPU_ISA", None)
+        if isa:
+            env["CENTERLOSS_CPU_ISA"] = isa
+        path = tmp_path / f"{isa or 'default'}.pt"
+        subprocess.run([sys.executable, "-c", ISA_SCRIPT, str(path)], check=True, env=env)
+        runs[isa or "default"] = torch.load(path)
+    assert runs["baseline"][0] == "baseline"
+    if runs["default"][0] == "baseline":
+        pytest.skip("this CPU (or build) has no AVX2 kernels: nothing to compare")
+    assert runs["default"][0] == "avx2"
+    for a, b in zip(runs["baseline"][1:], runs["default"][1:]):
+        assert a.dtype == b.dtype and torch.equal(a, b)

@@ -1,0 +1,36 @@
+// The CPU kernels are compiled once per instruction set, each copy in its own namespace
+// (centerloss::kernels::baseline, centerloss::kernels::avx2); csrc/cpu/dispatch_cpu.cpp defines
+// the kernels of csrc/kernels.h by calling the best copy this CPU supports. Same signatures and
+// contracts as csrc/kernels.h.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+#ifndef CENTERLOSS_CPU_ISA
+#define CENTERLOSS_CPU_ISA baseline
+#endif
+
+#define CENTERLOSS_DECLARE_CPU_KERNELS(isa)                                                    \
+  namespace centerloss::kernels::isa {                                                        \
+  std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features,                  \
+                                                 const at::Tensor& labels,                    \
+                                                 const at::Tensor& centers, double margin,    \
+                                                 int64_t reduction);                          \
+  at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis);         \
+  bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features,                    \
+                          const at::Tensor& labels, double alpha, int64_t rule);              \
+  void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features, \
+                        const at::Tensor& labels, double alpha, int64_t rule);                \
+  }
+
+CENTERLOSS_DECLARE_CPU_KERNELS(baseline)
+CENTERLOSS_DECLARE_CPU_KERNELS(avx2)
+
+namespace centerloss::kernels {
+// "avx2" or "baseline": the copy in use. CENTERLOSS_CPU_ISA=baseline in the environment forces
+// the baseline copy (read once, at the first call); avx2 is used only where the build has it
+// and the CPU supports AVX2 and FMA.
+const char* cpu_isa();
+}  // namespace centerloss::kernels
