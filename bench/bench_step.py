@@ -328,6 +328,7 @@ def environment(device):
         "torch_cuda": torch.version.cuda, "commit": git_commit(), "device": str(device),
         "command": " ".join([Path(sys.executable).name] + sys.argv),
         "load_average_at_start": os.getloadavg(),
+        "centerloss_cpu_isa": torch.ops.centerloss._cpu_isa(),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
@@ -520,7 +521,8 @@ def main(argv=None):
     (args.out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     env["load_average_at_end"] = os.getloadavg()
     header = (f"Measured {env['date']} on {env.get('gpu') or env['cpu']} "
-              f"({env['threads']} CPU threads; load average {env['load_average_at_start'][0]:.1f} "
+              f"({env['threads']} CPU threads, centerloss CPU kernels: "
+              f"{env['centerloss_cpu_isa']}; load average {env['load_average_at_start'][0]:.1f} "
               f"at start, {env['load_average_at_end'][0]:.1f} at end), torch {env['torch']}, "
               f"commit {env['commit']}.\n"
               f"Command: `{env['command']}`\n\n" + (f"Note: {stopped}.\n\n" if stopped else ""))
