@@ -2,10 +2,11 @@
 //
 // Fused forward: one pass over the batch gathers c_{y_i}, computes the squared distance, the
 // per-sample loss and the scaled gradient basis s * g_i * (x_i - c_{y_i}); no N x K matrix and
-// no K x D temporary. Center update: a finite check over the raw bits of the features, then rows
-// grouped by label with a hash table of ~2N slots (O(N) whatever K is: a sort was the largest
-// cost at small D), then each (class, column block) task sums its rows in batch order; only the
-// classes present in the batch are read or written.
+// no K x D temporary. Center update: a finite check over the raw bits of the features, then
+// rows grouped by label with a counting sort when K <= 2N, else a hash table of ~2N slots (O(N)
+// whatever K is: a comparison sort was the largest cost at small D), then each (class, column
+// block) task sums its rows in batch order; only the classes present in the batch are read or
+// written.
 //
 // Speed: every inner loop is a plain loop over contiguous elements that the compiler vectorises
 // (bfloat16 converted with integer bit operations, bit-exact with c10's conversions); the batch
@@ -159,35 +160,67 @@ acc_t fixed_order_sum(const acc_t* v, int64_t n) {
 
 int64_t grain_rows(int64_t dim) { return std::max<int64_t>(1, kWorkPerTask / std::max<int64_t>(dim, 1)); }
 
+// Rows [begin, end) of the forward. kDim > 0: D known at compile time (D <= kLanes), so the
+// row is fully unrolled; its squared distance is the plain sum in column order, which is what
+// squared_distance gives for D <= kLanes (each lane holds one term, the others add +0), so the
+// result is bitwise the same as the general path.
+template <int kDim, typename feat_t, typename center_t, typename acc_t>
+void forward_rows(const typename Io<feat_t>::raw* x, const int64_t* y, const center_t* c,
+                  int64_t runtime_dim, acc_t rho, acc_t scale, acc_t* loss,
+                  typename Io<feat_t>::raw* basis, int64_t begin, int64_t end) {
+  using raw_t = typename Io<feat_t>::raw;
+  const int64_t dim = kDim > 0 ? kDim : runtime_dim;
+  const int64_t ahead = rows_ahead<center_t>(dim);
+  for (int64_t i = begin; i < end; ++i) {
+    if (i + ahead < end) prefetch_span(c + y[i + ahead] * dim, dim);
+    const raw_t* xi = x + i * dim;
+    const center_t* ci = c + y[i] * dim;
+    acc_t sq;
+    if constexpr (kDim > 0) {
+      static_assert(kDim <= kLanes);
+      sq = acc_t(0);
+      for (int k = 0; k < kDim; ++k) {
+        const acc_t d = read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k]);
+        sq += d * d;
+      }
+    } else {
+      sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
+    }
+    loss[i] = math::sample_loss(sq, rho);
+    const acc_t coef = scale * math::gradient_coefficient(sq, rho);
+    raw_t* bi = basis + i * dim;
+    for (int64_t k = 0; k < dim; ++k) {
+      bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+    }
+  }
+}
+
 template <typename feat_t, typename center_t>
 void forward_typed(const at::Tensor& features, const at::Tensor& labels, const at::Tensor& centers,
                    double margin, int64_t reduction, at::Tensor& losses, at::Tensor& grad_basis) {
   using acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
                                    double, float>;
-  using raw_t = typename Io<feat_t>::raw;
   const int64_t n = features.size(0);
   const int64_t dim = features.size(1);
-  const raw_t* x = raw_ptr<feat_t>(features);
+  const auto* x = raw_ptr<feat_t>(features);
   const int64_t* y = labels.const_data_ptr<int64_t>();
   const center_t* c = centers.const_data_ptr<center_t>();
   acc_t* loss = losses.mutable_data_ptr<acc_t>();
-  raw_t* basis = raw_mut_ptr<feat_t>(grad_basis);
+  auto* basis = raw_mut_ptr<feat_t>(grad_basis);
   const acc_t rho = static_cast<acc_t>(margin);
   const acc_t scale = math::reduction_scale<acc_t>(reduction, n);
 
-  const int64_t ahead = rows_ahead<center_t>(dim);
   at::parallel_for(0, n, grain_rows(dim), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      if (i + ahead < end) prefetch_span(c + y[i + ahead] * dim, dim);
-      const raw_t* xi = x + i * dim;
-      const center_t* ci = c + y[i] * dim;
-      const acc_t sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
-      loss[i] = math::sample_loss(sq, rho);
-      const acc_t coef = scale * math::gradient_coefficient(sq, rho);
-      raw_t* bi = basis + i * dim;
-      for (int64_t k = 0; k < dim; ++k) {
-        bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
-      }
+    auto run = [&](auto known_dim) {
+      forward_rows<decltype(known_dim)::value, feat_t, center_t, acc_t>(
+          x, y, c, dim, rho, scale, loss, basis, begin, end);
+    };
+    switch (dim) {  // small D: per-row overhead dominates, so unroll it (the 2-D plots' case)
+      case 1: run(std::integral_constant<int, 1>{}); break;
+      case 2: run(std::integral_constant<int, 2>{}); break;
+      case 3: run(std::integral_constant<int, 3>{}); break;
+      case 4: run(std::integral_constant<int, 4>{}); break;
+      default: run(std::integral_constant<int, 0>{}); break;
     }
   });
 }
@@ -221,7 +254,27 @@ struct ClassGroups {
   std::vector<int64_t> group_start;
 };
 
-ClassGroups group_by_class(const int64_t* y, int64_t n) {
+// K <= 2N: a counting sort over the class ids (an O(K) = O(N) count array, no hashing).
+// Groups are then in class order rather than in order of first appearance: each group is
+// still summed by one task in batch order, so the results are the same bits.
+ClassGroups group_by_class_dense(const int64_t* y, int64_t n, int64_t num_classes) {
+  std::vector<int64_t> cursor(static_cast<size_t>(num_classes), 0);
+  for (int64_t i = 0; i < n; ++i) ++cursor[y[i]];
+  ClassGroups g;
+  g.group_start.push_back(0);
+  for (int64_t j = 0; j < num_classes; ++j) {
+    if (cursor[j] == 0) continue;
+    const int64_t count = cursor[j];
+    cursor[j] = g.group_start.back();
+    g.group_start.push_back(cursor[j] + count);
+  }
+  g.order.resize(n);
+  for (int64_t i = 0; i < n; ++i) g.order[cursor[y[i]]++] = i;
+  return g;
+}
+
+ClassGroups group_by_class(const int64_t* y, int64_t n, int64_t num_classes) {
+  if (num_classes <= 2 * n) return group_by_class_dense(y, n, num_classes);
   int shift = 64 - 4;  // table of 2^(64 - shift) slots, at least 2N
   while ((int64_t(1) << (64 - shift)) < 2 * n) --shift;
   const uint64_t mask = (uint64_t(1) << (64 - shift)) - 1;
@@ -269,39 +322,63 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t
   const int64_t grain =
       std::max<int64_t>(1, kWorkPerTask / (rows_per_group * std::min(dim, kColumnBlock)));
 
-  // Task t: class group t / column_blocks, columns from (t % column_blocks) * kColumnBlock.
-  auto center_block = [&](int64_t t) {
-    const int64_t g = t / column_blocks;
-    return c + y[groups.order[groups.group_start[g]]] * dim + (t % column_blocks) * kColumnBlock;
+  // Task t: class group t / column_blocks, columns from (t % column_blocks) * kColumnBlock. The
+  // cursors step through (group, block) without a division per task (with one row per class,
+  // 64-bit divisions were most of the update's time).
+  struct TaskCursor {
+    int64_t group, block, blocks;
+    TaskCursor(int64_t t, int64_t blocks_) : group(t / blocks_), block(t % blocks_), blocks(blocks_) {}
+    void next() {
+      if (++block == blocks) {
+        block = 0;
+        ++group;
+      }
+    }
+  };
+  auto center_block = [&](const TaskCursor& at) {
+    return c + y[groups.order[groups.group_start[at.group]]] * dim + at.block * kColumnBlock;
   };
   const int64_t ahead = rows_ahead<center_t>(std::min(dim, kColumnBlock));
 
   at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
-    acc_t sum[kColumnBlock];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t g = t / column_blocks;
-      const int64_t col0 = (t % column_blocks) * kColumnBlock;
-      const int64_t width = std::min(kColumnBlock, dim - col0);
-      const int64_t first = groups.group_start[g];
-      const int64_t last = groups.group_start[g + 1];
-      if (t + ahead < end) prefetch_span(center_block(t + ahead), std::min(dim, kColumnBlock));
-      center_t* cj = center_block(t);
-      // The first row initialises the sums: the same value as adding it to zero, without a
-      // memset whose wide stores the following narrow loads cannot forward from.
-      const raw_t* x0 = x + groups.order[first] * dim + col0;
-      for (int64_t k = 0; k < width; ++k) {
-        sum[k] = static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(x0[k]);
-      }
-      for (int64_t r = first + 1; r < last; ++r) {
-        const raw_t* xi = x + groups.order[r] * dim + col0;
+    // kWidth > 0: D <= 4, one column block whose width is known at compile time (unrolled rows).
+    auto run = [&](auto known_width) {
+      constexpr int64_t kWidth = decltype(known_width)::value;
+      acc_t sum[kWidth > 0 ? kWidth : kColumnBlock];
+      TaskCursor at(begin, column_blocks);
+      TaskCursor at_ahead(std::min(begin + ahead, end), column_blocks);
+      for (int64_t t = begin; t < end; ++t, at.next(), at_ahead.next()) {
+        const int64_t g = at.group;
+        const int64_t col0 = at.block * kColumnBlock;
+        const int64_t width = kWidth > 0 ? kWidth : std::min(kColumnBlock, dim - col0);
+        const int64_t first = groups.group_start[g];
+        const int64_t last = groups.group_start[g + 1];
+        if (t + ahead < end) prefetch_span(center_block(at_ahead), std::min(dim, kColumnBlock));
+        center_t* cj = center_block(at);
+        // The first row initialises the sums: the same value as adding it to zero, without a
+        // memset whose wide stores the following narrow loads cannot forward from.
+        const raw_t* x0 = x + groups.order[first] * dim + col0;
         for (int64_t k = 0; k < width; ++k) {
-          sum[k] += static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(xi[k]);
+          sum[k] = static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(x0[k]);
+        }
+        for (int64_t r = first + 1; r < last; ++r) {
+          const raw_t* xi = x + groups.order[r] * dim + col0;
+          for (int64_t k = 0; k < width; ++k) {
+            sum[k] += static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(xi[k]);
+          }
+        }
+        const acc_t factor = math::center_step_factor<acc_t>(last - first, a, rule);
+        for (int64_t k = 0; k < width; ++k) {
+          cj[k] = static_cast<center_t>(static_cast<acc_t>(cj[k]) - factor * sum[k]);
         }
       }
-      const acc_t factor = math::center_step_factor<acc_t>(last - first, a, rule);
-      for (int64_t k = 0; k < width; ++k) {
-        cj[k] = static_cast<center_t>(static_cast<acc_t>(cj[k]) - factor * sum[k]);
-      }
+    };
+    switch (dim) {
+      case 1: run(std::integral_constant<int64_t, 1>{}); break;
+      case 2: run(std::integral_constant<int64_t, 2>{}); break;
+      case 3: run(std::integral_constant<int64_t, 3>{}); break;
+      case 4: run(std::integral_constant<int64_t, 4>{}); break;
+      default: run(std::integral_constant<int64_t, 0>{}); break;
     }
   });
 }
@@ -375,7 +452,7 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
   });
   if (!finite) return false;
   const int64_t* y = labels.const_data_ptr<int64_t>();
-  const ClassGroups groups = group_by_class(y, n);
+  const ClassGroups groups = group_by_class(y, n, centers.size(0));
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cpu", [&] {
     update_typed<feat_t, center_t>(centers, features, y, groups, alpha, rule);
   });

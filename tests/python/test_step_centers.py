@@ -108,3 +108,21 @@ def test_guard_with_few_and_many_classes_per_batch(dtype, n, k, bad):
         moved = centers.clone()
         assert not bool(centerloss.update_centers_(moved, x, labels))
         assert torch.equal(moved, centers)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", reference.DTYPES)
+def test_small_d_paths_give_the_general_paths_bits(d, dtype):
+    """D <= 4 runs unrolled copies of the forward and the update; padding with zero columns to
+    D = 9 takes the general paths, which must give the same bits on the first D columns."""
+    features, labels, centers = reference.make_case(700, d, 13, dtype, 40 + d)
+    pad = lambda t: torch.cat([t, torch.zeros(t.shape[0], 9 - d, dtype=t.dtype)], dim=1)
+    for margin in (0.0, 0.2):
+        small = torch.ops.centerloss.forward(features, labels, centers, margin, 0)
+        wide = torch.ops.centerloss.forward(pad(features), labels, pad(centers), margin, 0)
+        assert torch.equal(small[0], wide[0])
+        assert torch.equal(small[1], wide[1][:, :d])
+    moved_small, moved_wide = centers.clone(), pad(centers)
+    centerloss.update_centers_(moved_small, features, labels, 0.3)
+    centerloss.update_centers_(moved_wide, pad(features), labels, 0.3)
+    assert torch.equal(moved_small, moved_wide[:, :d])
