@@ -14,17 +14,38 @@
 
 namespace centerloss::op_impl {
 
+// A kernel returning (loss, basis) gets host-checked labels. A kernel returning (loss, basis,
+// first_bad) checks them itself (CUDA: fused into the forward kernel): its verdict is read
+// after the kernel (the op's one sync); the outputs are fresh tensors and nothing else changed,
+// so raising then still leaves every state as it was.
 template <auto ForwardKernel>
 std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at::Tensor& labels,
                                            const at::Tensor& centers, double margin,
                                            int64_t reduction) {
   static constexpr const char* op = "centerloss.forward";
-  checks::check_batch(op, features, labels, centers);
+  using Result = decltype(ForwardKernel(features, labels, centers, margin, reduction));
+  constexpr bool kernel_checks_labels = std::tuple_size_v<Result> == 3;
+  if constexpr (kernel_checks_labels) {
+    checks::check_batch_layout(op, features, labels, centers);
+  } else {
+    checks::check_batch(op, features, labels, centers);
+  }
   checks::check_margin(op, margin);
   checks::check_reduction(op, reduction);
   const c10::DeviceGuard guard(features.device());
-  return ForwardKernel(features.contiguous(), checks::labels_as_int64(labels),
-                       centers.contiguous(), margin, reduction);
+  const at::Tensor labels64 = checks::labels_as_int64(labels);
+  Result result = ForwardKernel(features.contiguous(), labels64, centers.contiguous(), margin,
+                                reduction);
+  if constexpr (kernel_checks_labels) {
+    const at::Tensor& first_bad = std::get<2>(result);
+    if (first_bad.defined()) {
+      const int64_t position = first_bad.template item<int64_t>();
+      if (position >= 0) checks::fail_bad_label(op, labels64, position, centers.size(0));
+    }
+    return {std::get<0>(result), std::get<1>(result)};
+  } else {
+    return result;
+  }
 }
 
 template <auto BackwardKernel>
