@@ -24,11 +24,14 @@ namespace math {
 // Per-sample loss from the squared distance d^2 = ||x_i - c_{y_i}||^2:
 //   1/2 * d^2                         when margin == 0 (no square root, exact)
 //   1/2 * max(d - margin, 0)^2        otherwise (IJCV generalised center loss)
+// A NaN distance stays NaN (a NaN feature must show in the loss, spec section 3; a plain
+// max(d - margin, 0) would turn it into 0).
 template <typename acc_t>
 CENTERLOSS_HD acc_t sample_loss(acc_t sq_dist, acc_t margin) {
   if (margin == acc_t(0)) return acc_t(0.5) * sq_dist;
   const acc_t d = std::sqrt(sq_dist);
-  const acc_t excess = d > margin ? d - margin : acc_t(0);
+  if (!(d > margin)) return d == d ? acc_t(0) : d;
+  const acc_t excess = d - margin;
   return acc_t(0.5) * excess * excess;
 }
 

@@ -181,6 +181,15 @@ def test_nan_guard_changes_nothing_without_a_host_read():
         assert not torch.isfinite(centerloss.center_loss(features, labels, centers)).item()
 
 
+def test_nan_feature_shows_in_the_loss_with_a_margin():
+    features, labels, centers = make_case(40, 5, 4, torch.float32, 3)
+    features[7, 2] = float("nan")
+    for reduction in REDUCTIONS:
+        loss = centerloss.center_loss(features.to(CUDA), labels.to(CUDA), centers.to(CUDA), 0.5,
+                                      reduction).cpu()
+        assert torch.isnan(loss[7] if reduction == "none" else loss).item(), reduction
+
+
 def test_module_counts_skipped_steps_on_the_device():
     module = centerloss.CenterLoss(10, 6, alpha=0.5).to(CUDA)
     x = torch.randn(32, 6, device=CUDA, requires_grad=True)

@@ -154,6 +154,11 @@ def check_nan_batch_skips_update(keras, CenterLoss):
     x[4, 1] = np.inf
     layer([x, y], training=True)
     assert int(numpy_of(keras, layer.skipped_updates)) == 2
+    x[4, 1] = np.nan  # with a margin too: max(d - margin, 0) must not turn the NaN into 0
+    margin_layer = fresh_layer(keras, CenterLoss, c, margin=0.5)
+    margin_layer([x, y], training=True)
+    assert not np.isfinite(numpy_of(keras, margin_layer.losses[0])), "margin hid the NaN"
+    assert int(numpy_of(keras, margin_layer.skipped_updates)) == 1
 
 
 def check_mixed_precision(keras, CenterLoss):

@@ -114,3 +114,21 @@ def test_first_sight_skips_non_finite_batch():
     m = centerloss.CenterLoss(4, 3, init="first_sight")
     m(features, labels)
     assert not m.seen.any() and torch.equal(m.centers, torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5, 100.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nan_feature_shows_in_the_loss_with_any_margin(margin, reduction):
+    """Spec section 3: the loss of a non-finite batch is non-finite, so NaN handling sees it
+    (a hinge max(d - margin, 0) would turn a NaN distance into 0)."""
+    features, labels, centers = case()
+    features[2, 0] = float("nan")
+    loss = centerloss.center_loss(features, labels, centers, margin, reduction)
+    if reduction == "none":
+        assert torch.isnan(loss[2]) and torch.isfinite(loss[[0, 1, 3, 4, 5]]).all()
+    else:
+        assert torch.isnan(loss)
+    m = centerloss.CenterLoss(4, 3, margin=margin, init="normal")
+    before = m.centers.clone()
+    assert torch.isnan(m(features, labels))
+    assert torch.equal(m.centers, before) and int(m.skipped_updates) == 1
