@@ -71,6 +71,10 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
       const int64_t num_classes = ctx->saved_data["num_classes"].toInt();
       grad_centers = at::zeros({num_classes, grad_basis.size(1)}, grad_basis.options().dtype(dtype))
                          .index_add_(0, labels64, grad_features.to(dtype), /*alpha=*/-1);
+      // Spec section 3, for centers an optimizer moves: a non-finite batch gives them a zero
+      // gradient, so they stay finite (as the paper/mean rules skip the step). A 0-d mask,
+      // broadcast on the device: no host sync.
+      grad_centers.masked_fill_(grad_centers.isfinite().all().logical_not(), 0);
     }
     return {grad_features, Tensor(), grad_centers, Tensor(), Tensor()};
   }

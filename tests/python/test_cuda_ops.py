@@ -190,6 +190,15 @@ def test_nan_feature_shows_in_the_loss_with_a_margin():
         assert torch.isnan(loss[7] if reduction == "none" else loss).item(), reduction
 
 
+def test_gradient_rule_gives_zero_center_gradient_for_a_nan_batch():
+    module = centerloss.CenterLoss(5, 4, update="gradient", init="normal").to(CUDA)
+    x = torch.randn(16, 4, device=CUDA)
+    x[9, 1] = float("nan")
+    y = torch.randint(0, 5, (16,), device=CUDA)
+    module(x.requires_grad_(True), y).backward()
+    assert torch.equal(module.centers.grad, torch.zeros_like(module.centers))
+
+
 def test_module_counts_skipped_steps_on_the_device():
     module = centerloss.CenterLoss(10, 6, alpha=0.5).to(CUDA)
     x = torch.randn(32, 6, device=CUDA, requires_grad=True)

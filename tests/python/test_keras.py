@@ -27,6 +27,7 @@ CHECKS = [
     "check_fit_moves_centers_per_spec",
     "check_eval_and_predict_do_not_move",
     "check_gradient_rule",
+    "check_gradient_rule_keeps_centers_finite",
     "check_nan_batch_skips_update",
     "check_first_sight_init",
     "check_mixed_precision",

@@ -143,6 +143,17 @@ def check_gradient_rule(keras, CenterLoss):
     close(numpy_of(keras, layer.centers), c - lr * weight * grad, "SGD step on centers", 1e-5, 1e-6)
 
 
+def check_gradient_rule_keeps_centers_finite(keras, CenterLoss):
+    """update="gradient": a NaN batch must give the centers a zero gradient, not NaN."""
+    x, y, c = batch(9)
+    x[2, 1] = np.nan
+    model, _ = small_model(keras, CenterLoss, lr=0.1, weight=0.7, update="gradient")
+    layer = model.get_layer("center_loss")
+    layer.centers.assign(c)
+    model.fit([x, y], y, batch_size=N, epochs=1, shuffle=False, verbose=0)
+    assert np.array_equal(numpy_of(keras, layer.centers), c), "a NaN batch moved the centers"
+
+
 def check_nan_batch_skips_update(keras, CenterLoss):
     x, y, c = batch(6)
     x[4, 1] = np.nan

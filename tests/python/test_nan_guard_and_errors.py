@@ -132,3 +132,26 @@ def test_nan_feature_shows_in_the_loss_with_any_margin(margin, reduction):
     before = m.centers.clone()
     assert torch.isnan(m(features, labels))
     assert torch.equal(m.centers, before) and int(m.skipped_updates) == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_gradient_rule_keeps_centers_finite(bad):
+    """update="gradient": the optimizer moves the centers; a non-finite batch must give them a
+    zero gradient (not NaN), so a plain SGD step leaves them untouched and finite."""
+    features, labels, _ = case()
+    m = centerloss.CenterLoss(4, 3, update="gradient", init="normal")
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    before = m.centers.detach().clone()
+    x = features.clone().requires_grad_(True)
+    with torch.no_grad():
+        x[3, 2] = bad
+    loss = m(x, labels)
+    assert not torch.isfinite(loss)
+    loss.backward()
+    assert torch.equal(m.centers.grad, torch.zeros_like(before))
+    opt.step()
+    assert torch.equal(m.centers.detach(), before)
+    # a clean batch still gets the true gradient
+    opt.zero_grad()
+    m(features, labels).backward()
+    assert m.centers.grad.abs().sum() > 0
