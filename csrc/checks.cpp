@@ -16,7 +16,8 @@ bool is_supported_feature_dtype(at::ScalarType t) {
 
 bool is_supported_center_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kDouble; }
 
-// First label outside [0, K), or -1. Reads labels on the host (CPU) or syncs once (CUDA).
+}  // namespace
+
 int64_t first_bad_label_position(const at::Tensor& labels64, int64_t num_classes) {
   if (labels64.numel() == 0) return -1;
   if (labels64.is_cpu()) {
@@ -33,8 +34,6 @@ int64_t first_bad_label_position(const at::Tensor& labels64, int64_t num_classes
   if (!bad.any().item<bool>()) return -1;
   return bad.nonzero().select(1, 0).min().item<int64_t>();
 }
-
-}  // namespace
 
 at::Tensor labels_as_int64(const at::Tensor& labels) {
   if (labels.scalar_type() == at::kLong && labels.is_contiguous()) return labels;

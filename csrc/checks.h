@@ -31,6 +31,10 @@ void check_alpha(const char* op, double alpha);
 void check_reduction(const char* op, int64_t reduction);
 void check_update_rule(const char* op, int64_t rule);  // Paper or Mean only
 
+// Position of the first label outside [0, K) in a contiguous int64 tensor, or -1. Reads the
+// labels on the host (CPU) or launches one kernel and syncs once (CUDA).
+int64_t first_bad_label_position(const at::Tensor& labels64, int64_t num_classes);
+
 // Labels as a contiguous int64 tensor (a copy only when needed).
 at::Tensor labels_as_int64(const at::Tensor& labels);
 

@@ -52,12 +52,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& fe
                                                             const at::Tensor& centers,
                                                             double margin, int64_t reduction);
 at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
-// `deterministic`: sort by label and reduce per class in batch order; otherwise atomics may be
-// used. Returns a 0-d bool tensor on the device (no host sync): false, and nothing written, when
-// a feature row is non-finite.
+// Always deterministic (sort by label, reduce per class in batch order; there is no atomic
+// variant, see the top of center_loss_cuda.cu). Returns a 0-d bool tensor on the device (no host
+// sync): false, and nothing written, when a feature row is non-finite.
 at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
-                               const at::Tensor& labels, double alpha, int64_t rule,
-                               bool deterministic);
+                               const at::Tensor& labels, double alpha, int64_t rule);
 // step_centers_cpu on the device, without any sync (labels are range-checked on the device).
 void step_centers_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                        const at::Tensor& labels, double alpha, int64_t rule);

@@ -64,6 +64,17 @@ at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
   return BackwardKernel(grad_loss.to(acc_type).contiguous(), grad_basis.contiguous());
 }
 
+// Runs `step(work)` on the centers, or on a contiguous copy that is written back (strided
+// centers). A kernel that skips its step writes nothing, so copying back is always right.
+template <typename Step>
+auto on_contiguous_centers(at::Tensor& centers, Step&& step) {
+  if (centers.is_contiguous()) return step(centers);
+  at::Tensor work = centers.contiguous();
+  auto result = step(work);
+  centers.copy_(work);
+  return result;
+}
+
 template <auto UpdateKernel>
 at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
                           const at::Tensor& labels, double alpha, int64_t rule) {
@@ -73,24 +84,18 @@ at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
   checks::check_update_rule(op, rule);
   const c10::DeviceGuard guard(features.device());
   if (features.size(0) == 0) return at::scalar_tensor(true, centers.options().dtype(at::kBool));
+  const at::Tensor x = features.contiguous();
+  const at::Tensor labels64 = checks::labels_as_int64(labels);
   // A kernel returns bool (host verdict, CPU) or a 0-d bool tensor (device verdict, CUDA: no
-  // sync); a kernel that skips the step writes nothing, so copying back `work` is always right.
-  auto as_tensor = [&](auto applied) -> at::Tensor {
+  // sync).
+  return on_contiguous_centers(centers, [&](at::Tensor& work) -> at::Tensor {
+    auto applied = UpdateKernel(work, x, labels64, alpha, rule);
     if constexpr (std::is_same_v<decltype(applied), bool>) {
       return at::scalar_tensor(applied, centers.options().dtype(at::kBool));
     } else {
       return applied;
     }
-  };
-  if (centers.is_contiguous()) {
-    return as_tensor(UpdateKernel(centers, features.contiguous(), checks::labels_as_int64(labels),
-                                  alpha, rule));
-  }
-  at::Tensor work = centers.contiguous();  // strided centers: step a contiguous copy, write back
-  at::Tensor applied = as_tensor(
-      UpdateKernel(work, features.contiguous(), checks::labels_as_int64(labels), alpha, rule));
-  centers.copy_(work);
-  return applied;
+  });
 }
 
 // The module's center step: like update_centers, but the verdict goes to the skip counter on
@@ -106,14 +111,12 @@ void step_centers(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& fe
   checks::check_update_rule(op, rule);
   const c10::DeviceGuard guard(features.device());
   if (features.size(0) == 0) return;
+  const at::Tensor x = features.contiguous();
   const at::Tensor labels64 = checks::labels_as_int64(labels);
-  if (centers.is_contiguous()) {
-    StepKernel(centers, skipped, features.contiguous(), labels64, alpha, rule);
-    return;
-  }
-  at::Tensor work = centers.contiguous();
-  StepKernel(work, skipped, features.contiguous(), labels64, alpha, rule);
-  centers.copy_(work);
+  on_contiguous_centers(centers, [&](at::Tensor& work) {
+    StepKernel(work, skipped, x, labels64, alpha, rule);
+    return 0;
+  });
 }
 
 }  // namespace centerloss::op_impl

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "../center_loss_math.h"
+#include "../checks.h"
 #include "../dispatch.h"
 
 #include "cpu_variants.h"
@@ -107,7 +108,7 @@ acc_t read(typename Io<feat_t>::raw v) {
 
 // Center rows are read in label order, which is random: fetching the rows a few tasks ahead
 // hides the cache and TLB misses that otherwise make a large table (K = 10^6) several times
-// slower than a small one. About 2 KiB ahead, at least 2 and at most 16 rows.
+// slower than a small one. About 8 KiB ahead, at least 4 and at most 32 rows.
 template <typename T>
 int64_t rows_ahead(int64_t dim) {
   return std::clamp<int64_t>(8192 / (dim * static_cast<int64_t>(sizeof(T))), 4, 32);
@@ -461,11 +462,7 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
 
 void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                       const at::Tensor& labels, double alpha, int64_t rule) {
-  const int64_t n = labels.size(0);
-  const int64_t num_classes = centers.size(0);
-  const int64_t* y = labels.const_data_ptr<int64_t>();
-  bool in_range = true;
-  for (int64_t i = 0; i < n; ++i) in_range &= y[i] >= 0 && y[i] < num_classes;
+  const bool in_range = checks::first_bad_label_position(labels, centers.size(0)) < 0;
   const bool applied = in_range && update_centers_cpu(centers, features, labels, alpha, rule);
   if (!applied) *skipped.mutable_data_ptr<int64_t>() += 1;
 }

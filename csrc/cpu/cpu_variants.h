@@ -26,7 +26,9 @@
   }
 
 CENTERLOSS_DECLARE_CPU_KERNELS(baseline)
+#if defined(CENTERLOSS_HAVE_AVX2_KERNELS)  // set on the library when the AVX2 copy is built
 CENTERLOSS_DECLARE_CPU_KERNELS(avx2)
+#endif
 
 namespace centerloss::kernels {
 // "avx2" or "baseline": the copy in use. CENTERLOSS_CPU_ISA=baseline in the environment forces

@@ -635,9 +635,7 @@ at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_bas
 }
 
 at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
-                               const at::Tensor& labels, double alpha, int64_t rule,
-                               bool deterministic) {
-  (void)deterministic;  // the one path is deterministic (see the comment at the top)
+                               const at::Tensor& labels, double alpha, int64_t rule) {
   const c10::cuda::CUDAGuard guard(features.device());
   if (features.size(0) == 0) return at::ones({}, features.options().dtype(at::kBool));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();

@@ -55,15 +55,19 @@ CenterLossImpl::CenterLossImpl(const CenterLossOptions& options_) : options(opti
 }
 
 void CenterLossImpl::reset() {
-  // Allocated, advised to use huge pages (large tables only), then zeroed: the pages are
-  // faulted in by the zeroing, as huge pages (see csrc/memory/huge_pages.h).
+  // Allocated, advised to use huge pages (large tables only), then written once by the
+  // initialisation, which faults the pages in as huge pages (see csrc/memory/huge_pages.h).
   at::Tensor centers = torch::empty({options.num_classes(), options.feature_dim()});
   memory::advise_huge_pages(centers);
-  centers.zero_();
   {
     torch::NoGradGuard no_grad;
-    if (options.init() == Init::Normal) centers.normal_(0.0, options.init_std());
-    if (options.init() == Init::Xavier) torch::nn::init::xavier_uniform_(centers);
+    if (options.init() == Init::Normal) {
+      centers.normal_(0.0, options.init_std());
+    } else if (options.init() == Init::Xavier) {
+      torch::nn::init::xavier_uniform_(centers);
+    } else {
+      centers.zero_();  // Zeros, and FirstSight's not-yet-seen classes
+    }
   }
   if (options.update() == UpdateRule::Gradient) {
     centers_ = register_parameter("centers", centers);
@@ -89,8 +93,8 @@ at::Tensor CenterLossImpl::forward(const at::Tensor& features, const at::Tensor&
   }
   at::Tensor loss = center_loss(features, labels, centers_, options.margin(), options.reduction());
   if (is_training() && options.update_in_forward() && options.update() != UpdateRule::Gradient) {
-    // The forward has just checked these labels, so the step skips its own check (and its
-    // CUDA sync); a non-finite batch is counted on the device.
+    // The forward has just checked these labels, so the step needs no error check of its own
+    // (on CUDA: no second label-check kernel and sync); a bad batch is counted on the device.
     torch::NoGradGuard no_grad;
     detail::step_centers_(centers_, skipped_updates_, features.detach(), labels, options.alpha(),
                           options.update());

@@ -15,9 +15,8 @@
 // every tensor unchanged. N = 0 is valid.
 //
 // Determinism: on CPU every result is bitwise identical from run to run and for any number of
-// threads. On CUDA the forward and backward are deterministic; the center update is
-// deterministic when at::globalContext().deterministicAlgorithms() is on (it may use atomics
-// otherwise).
+// threads. On CUDA the forward, backward and center update are deterministic too (bitwise equal
+// from run to run; the update sums each class in batch order, it never uses atomics).
 #pragma once
 
 #include <ATen/core/Tensor.h>
