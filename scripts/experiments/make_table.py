@@ -7,19 +7,15 @@ Reads every RUN/openset.json under the folder, groups runs by (feature dimension
 writes FOLDER/table.md: mean +- sample standard deviation over seeds of closed-set accuracy,
 10-fold verification accuracy, ROC AUC, TAR at FAR 1e-2 / 1e-3, rank-1 identification and the
 held-out classes' intra/inter distance ratio. Figures (FOLDER/, and copies with the --figures
-prefix): roc.png (first seed, one panel per D), lambda.png (metrics against lambda) and
-scatter.png (2-D test features of softmax against the largest lambda, held-out classes in
-colour).
+prefix): roc.png (first seed, one panel per D) and lambda.png (metrics against lambda).
 """
 import argparse
 import glob
 import json
 import os
 import shutil
-import sys
 from collections import defaultdict
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 import matplotlib
 
@@ -147,60 +143,10 @@ def plot_lambda(groups, out):
     plt.close(fig)
 
 
-def load_features(path):
-    """Features and labels of a run's test_features.pt (see `centerloss embed`)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "plots"))
-    try:
-        import common  # the trainer's loader, which follows the file's current layout
-
-        d = common.load_features(path)
-        return d["features"], d["labels"]
-    except Exception:  # an older run's layout: a dict of tensors (our own file, so trusted)
-        import torch
-
-        d = torch.load(path, map_location="cpu", weights_only=False)
-        return d["features"].numpy(), d["labels"].numpy()
-
-
-def plot_scatter(groups, out):
-    two_d = {lam: rs for (d, lam), rs in groups.items() if d == 2}
-    if len(two_d) < 2:
-        return False
-    chosen = [min(two_d), max(two_d)]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=120)
-    for ax, lam in zip(axes, chosen):
-        r = min(two_d[lam], key=lambda r: r["seed"])
-        path = os.path.join(r["dir"], "test_features.pt")
-        if not os.path.exists(path):
-            return False
-        x, y = load_features(path)
-        held = set(r["metrics"]["open_set"]["classes"])
-        if not np.isin(y, list(held)).any():
-            plt.close(fig)
-            return False  # the run's file holds the trained classes only: nothing to show
-        seen = ~np.isin(y, list(held))
-        ax.scatter(x[seen, 0], x[seen, 1], s=1, color="0.8", label="trained classes",
-                   rasterized=True, linewidths=0)
-        cmap = plt.get_cmap("tab10")
-        for i, c in enumerate(sorted(held)):
-            sel = y == c
-            ax.scatter(x[sel, 0], x[sel, 1], s=1.5, color=cmap(i), label="held-out %d" % c,
-                       rasterized=True, linewidths=0)
-        auc = r["metrics"]["open_set"]["verification"]["roc_auc"]
-        ax.set_title("%s, seed %d: held-out AUC %.3f" % (
-            "softmax only" if lam == 0 else "softmax + center loss, lambda %g" % lam,
-            r["seed"], auc), fontsize=9)
-        ax.legend(markerscale=6, fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return True
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("folder")
-    p.add_argument("--figures", default="", help="copy figures to PREFIX{roc,lambda,scatter}.png")
+    p.add_argument("--figures", default="", help="copy figures to PREFIX{roc,lambda}.png")
     a = p.parse_args()
     runs = load_runs(a.folder)
     groups = grouped(runs)
@@ -213,8 +159,6 @@ def main():
     made.append("roc.png")
     plot_lambda(groups, os.path.join(a.folder, "lambda.png"))
     made.append("lambda.png")
-    if plot_scatter(groups, os.path.join(a.folder, "scatter.png")):
-        made.append("scatter.png")
     for name in made:
         src = os.path.join(a.folder, name)
         print("figure", src)

@@ -90,13 +90,17 @@ def main():
         os.makedirs(rdir, exist_ok=True)
         log = os.path.join(rdir, "log.txt")
         data = ["--data", a.data] if a.data else []
-        train = [a.cli, "train", "--out", rdir, "--holdout", a.holdout, "--arch", a.arch,
-                 "--feature-dim", str(dim), "--lambda", repr(lam), "--alpha", repr(a.alpha),
-                 "--seed", str(seed), "--epochs", str(a.epochs), "--threads", str(a.threads),
-                 "--lr-step", str(a.lr_step), "--train-limit", str(a.train_limit),
-                 "--no-progress"] + data + a.train_args.split()
         if os.path.exists(os.path.join(rdir, "checkpoint.pt")):
-            train += ["--resume"]  # an interrupted run continues from its last epoch
+            # An interrupted run continues from its last epoch; its checkpoint holds the rest
+            # of the configuration (`train --resume` refuses options that would change it).
+            train = [a.cli, "train", "--out", rdir, "--resume", "--epochs", str(a.epochs),
+                     "--threads", str(a.threads), "--no-progress"]
+        else:
+            train = [a.cli, "train", "--out", rdir, "--holdout", a.holdout, "--arch", a.arch,
+                     "--feature-dim", str(dim), "--lambda", repr(lam), "--alpha", repr(a.alpha),
+                     "--seed", str(seed), "--epochs", str(a.epochs), "--threads", str(a.threads),
+                     "--lr-step", str(a.lr_step), "--train-limit", str(a.train_limit),
+                     "--no-progress"] + data + a.train_args.split()
         run(train, log)
         run([a.cli, "openset", "--run", rdir, "--holdout", a.holdout, "--threads", str(a.threads),
              "--no-plot"] + data + a.openset_args.split(), log)

@@ -1,4 +1,5 @@
 #include "eval/identification.h"
+#include "eval/random.h"
 
 #include <torch/torch.h>
 
@@ -37,15 +38,10 @@ GalleryProbeSplit split_gallery_probe(const std::vector<int64_t>& labels,
                                   std::to_string(idx.size()) + " samples: needs more than " +
                                   "gallery_per_class = " + std::to_string(gallery_per_class));
     }
-    // Partial Fisher-Yates with a portable bounded draw (see pair_sampler.cpp).
+    // Partial Fisher-Yates with a portable bounded draw.
     for (int64_t k = 0; k < gallery_per_class; ++k) {
       const uint64_t range = idx.size() - static_cast<uint64_t>(k);
-      const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
-      uint64_t x;
-      do {
-        x = rng();
-      } while (x >= limit);
-      std::swap(idx[k], idx[k + static_cast<int64_t>(x % range)]);
+      std::swap(idx[k], idx[k + static_cast<int64_t>(uniform_below(rng, range))]);
       split.gallery.push_back(idx[k]);
       in_gallery.insert(idx[k]);
     }

@@ -1,10 +1,9 @@
-#include "eval/openset_command.h"
+#include "cli/commands.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -17,6 +16,7 @@
 #include "eval/pair_sampler.h"
 #include "eval/report_json.h"
 #include "train/run.h"
+#include "util/fs.h"
 #include "util/plots.h"
 
 namespace centerloss::eval {
@@ -58,7 +58,6 @@ std::vector<int64_t> to_vector(const torch::Tensor& labels) {
 
 void run_openset(const OpensetArgs& args) {
   torch::set_num_threads(args.threads);
-  namespace fs = std::filesystem;
   trainer::TrainState state = trainer::load_run(args.run_dir);
   const trainer::TrainConfig& config = state.config;
   const std::string data_dir = args.data_dir.empty() ? config.data_dir : args.data_dir;
@@ -140,14 +139,8 @@ void run_openset(const OpensetArgs& args) {
   j["open_set"]["pair_seed"] = args.pair_seed;
 
   const std::string out =
-      args.out.empty() ? (fs::path(args.run_dir) / "openset.json").string() : args.out;
-  const std::string tmp = out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(2) << "\n";
-    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
-  }
-  fs::rename(tmp, out);  // readers never see a half-written file
+      args.out.empty() ? trainer::path_join(args.run_dir, "openset.json") : args.out;
+  trainer::write_file_atomic(out, [&](std::ostream& f) { f << j.dump(2) << "\n"; });
 
   const VerificationReport& v = report.verification;
   fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
@@ -172,7 +165,7 @@ void run_openset(const OpensetArgs& args) {
   fmt::print("metrics              {}\n", out);
 
   if (args.plot) {
-    const std::string png = (fs::path(out).parent_path() / "openset_roc.png").string();
+    const std::string png = trainer::path_join(trainer::parent_dir(out), "openset_roc.png");
     const std::string python = args.python.empty() ? trainer::default_python() : args.python;
     // The ROC script belongs to the experiment scripts, next to scripts/plots.
     if (trainer::run_plot_script(python, "../experiments/plot_roc.py", {out, png})) {

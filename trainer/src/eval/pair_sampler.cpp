@@ -1,4 +1,5 @@
 #include "eval/pair_sampler.h"
+#include "eval/random.h"
 
 #include <algorithm>
 #include <map>
@@ -11,16 +12,6 @@
 namespace centerloss::eval {
 
 namespace {
-
-// Uniform integer in [0, n) by rejection: portable, unlike std::uniform_int_distribution.
-uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;  // largest multiple of n, exclusive
-  uint64_t x;
-  do {
-    x = rng();
-  } while (x >= limit);
-  return x % n;
-}
 
 template <typename T>
 const T& pick(std::mt19937_64& rng, const std::vector<T>& v) {

@@ -1,31 +1,17 @@
 #include "train/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
-#include <unistd.h>
 
 #include <mutex>
-#include <fstream>
 #include <stdexcept>
 
 #include "util/fs.h"
 
 namespace centerloss::trainer {
-namespace {
-
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) throw std::runtime_error("cannot open '" + path + "' to flush it to disk");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw std::runtime_error("fsync of '" + path + "' failed");
-}
-
-}  // namespace
 
 TrainState make_state(const TrainConfig& config) {
   if (config.classes.empty()) throw std::invalid_argument("make_state: config.classes is empty");
@@ -63,17 +49,7 @@ void save_checkpoint(const std::string& path, TrainState& state) {
   archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
   archive.write("config", c10::IValue(to_json(state.config).dump()));
 
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write checkpoint '" + temp + "'");
-    archive.save_to(out);
-    out.flush();
-    if (!out) throw std::runtime_error("writing checkpoint '" + temp + "' failed");
-  }
-  fsync_path(temp, O_RDONLY);
-  rename_path(temp, path);  // atomic on POSIX within one file system
-  fsync_path(parent_dir(absolute_path(path)), O_RDONLY | O_DIRECTORY);
+  write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
 }
 
 TrainConfig read_checkpoint_config(const std::string& path) {

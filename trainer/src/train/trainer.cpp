@@ -156,6 +156,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   TrainSummary summary;
   double step_seconds = 0;
   int64_t steps_run = 0;
+  Embedding test_embedding;  // of the last epoch: also the run's final test features
   for (int64_t epoch = state.epoch + 1; epoch <= config.epochs; ++epoch) {
     const double lr = learning_rate(config, epoch);
     const std::string label = fmt::format("epoch {}/{}", epoch, config.epochs);
@@ -164,7 +165,8 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                                    options.progress, &metrics, epoch);
     step_seconds += stats.seconds;
     steps_run += stats.steps;
-    const Accuracy test = closed_set_accuracy(embed(state.model, test_data), config.classes);
+    test_embedding = embed(state.model, test_data);
+    const Accuracy test = closed_set_accuracy(test_embedding, config.classes);
     state.epoch = epoch;
     save_checkpoint(checkpoint, state);
     metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
@@ -175,14 +177,13 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                    {"skipped_updates", state.center_loss->skipped_updates()}});
     fmt::print(stderr, "epoch {}: test accuracy {:.2f}% ({} samples), {:.1f} ms/step\n", epoch,
                100.0 * test.accuracy, test.count, 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1));
-    summary.last_epoch = stats;
   }
   summary.epochs = state.epoch;
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
-  const Embedding test_embedding = embed(state.model, test_data);
-  const Accuracy test = closed_set_accuracy(test_embedding, config.classes);
-  summary.test_accuracy = test.accuracy;
-  summary.test_softmax = test.softmax_loss;
+  if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)
+    test_embedding = embed(state.model, test_data);
+  }
+  summary.test_accuracy = closed_set_accuracy(test_embedding, config.classes).accuracy;
   if (options.outputs) {
     save_embedding(path_join(dir, "test_features.pt"), test_embedding,
                    state.center_loss->centers(), config.classes);

@@ -41,9 +41,7 @@ struct EpochStats {
 
 struct TrainSummary {
   int64_t epochs = 0;  // epochs completed in total
-  EpochStats last_epoch;
   double test_accuracy = 0.0;  // closed-set, over the test samples of the trained classes
-  double test_softmax = 0.0;
   double ms_per_step = 0.0;    // mean over the steps this process ran
 };
 

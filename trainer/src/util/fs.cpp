@@ -1,5 +1,6 @@
 #include "util/fs.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <vector>
 
@@ -73,6 +75,30 @@ void remove_tree(const std::string& path) {
   if (::nftw(path.c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
     throw std::runtime_error("cannot remove '" + path + "': " + std::strerror(errno));
   }
+}
+
+namespace {
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) throw std::runtime_error("cannot open '" + path + "' to flush it to disk");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw std::runtime_error("fsync of '" + path + "' failed");
+}
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write '" + temp + "'");
+    write(out);
+    out.flush();
+    if (!out) throw std::runtime_error("writing '" + temp + "' failed");
+  }
+  fsync_path(temp, O_RDONLY);
+  rename_path(temp, path);  // atomic on POSIX within one file system
+  fsync_path(parent_dir(absolute_path(path)), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace centerloss::trainer

@@ -4,6 +4,8 @@
 // function pointer). These helpers call libc only.
 #pragma once
 
+#include <functional>
+#include <ostream>
 #include <string>
 
 namespace centerloss::trainer {
@@ -18,6 +20,10 @@ std::string base_name(const std::string& path);      // "a/b/c" -> "c"
 void make_dirs(const std::string& path);
 // rename(2): atomic within one file system; throws std::runtime_error on failure.
 void rename_path(const std::string& from, const std::string& to);
+// Writes a file so that readers never see it half written, and it survives a crash once this
+// returns: `write` fills `path`.tmp, which is flushed to disk (fsync) and renamed over `path`,
+// then the directory is flushed. Throws std::runtime_error naming the file on failure.
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
 // rm -rf (no error if missing); throws std::runtime_error if something cannot be removed.
 void remove_tree(const std::string& path);
 
