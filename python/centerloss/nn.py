@@ -4,11 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._options import check_common
 from .distributed import gather_batches
 from .functional import _reduction_code, _rule_code, center_loss, init_centers_first_sight_, update_centers_
 
-INITS = ("zeros", "normal", "xavier", "first_sight")
-UPDATES = ("paper", "mean", "gradient")
 
 
 class CenterLoss(nn.Module):
@@ -49,18 +48,9 @@ class CenterLoss(nn.Module):
         process_group=None,
     ) -> None:
         super().__init__()
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        check_common(num_classes, alpha, margin, update, init, init_std)
         if int(feature_dim) < 1:
-            raise ValueError(f"feature_dim must be >= 1, got {feature_dim}")
-        if not 0.0 < float(alpha) <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if not float(margin) >= 0.0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
-        if update not in UPDATES:
-            raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+            raise ValueError(f"CenterLoss: feature_dim must be >= 1, got {feature_dim}")
         _reduction_code(reduction)
         self.num_classes = int(num_classes)
         self.feature_dim = int(feature_dim)
@@ -73,15 +63,17 @@ class CenterLoss(nn.Module):
         self.update_in_forward = bool(update_in_forward)
         self.process_group = process_group
 
-        # Large CPU tables get huge pages (advised before the zeroing faults the pages in): the
-        # random center rows of each step then cost no TLB miss (csrc/memory/huge_pages.h).
+        # Large CPU tables get huge pages (advised before the initialisation faults the pages
+        # in): the random center rows of each step then cost fewer TLB misses
+        # (csrc/memory/huge_pages.h).
         centers = torch.empty(self.num_classes, self.feature_dim)
         torch.ops.centerloss._advise_huge_pages(centers)
-        centers.zero_()
         if init == "normal":
             nn.init.normal_(centers, 0.0, self.init_std)
         elif init == "xavier":
             nn.init.xavier_uniform_(centers)
+        else:  # zeros, and first_sight's not-yet-seen classes
+            centers.zero_()
         if update == "gradient":
             self.centers = nn.Parameter(centers)
         else:

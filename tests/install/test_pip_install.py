@@ -83,11 +83,13 @@ def test_keras_front_end_is_installed(installed):
             "layer = k.CenterLoss(num_classes=3)\n"
             "f = np.ones((4, 2), 'float32'); y = np.array([0, 1, 2, 0])\n"
             "out = layer([f, y])\n"
-            "print(keras.backend.backend(), k.__file__, tuple(out.shape), len(layer.losses))")
+            "print(keras.backend.backend(), k.__file__, 'x'.join(map(str, out.shape)), "
+            "len(layer.losses))")
     env = build_env(REPO) | {"KERAS_BACKEND": "torch"}
-    backend, path, *_ = run([python, "-c", code], cwd=root, env=env).stdout.split()
+    backend, path, shape, losses = run([python, "-c", code], cwd=root, env=env).stdout.split()
     assert backend == "torch"
     assert Path(path).is_relative_to(site_packages(python) / "centerloss")
+    assert shape == "4x2" and losses == "1"  # features pass through; the loss was added
 
 
 def test_editable_install_uses_the_source_tree(build_dir, tmp_path_factory):

@@ -237,10 +237,6 @@ def expect_error(fn, kind, pattern):
         if not re.search(pattern, str(err)):
             raise AssertionError(f"message {str(err)[:400]!r} does not match {pattern!r}")
         return
-    except Exception as err:  # the backend wraps it: still must say what was wrong
-        if not re.search(pattern, str(err)):
-            raise AssertionError(f"{type(err).__name__}: {str(err)[:400]!r} !~ {pattern!r}")
-        return
     raise AssertionError(f"no error raised (expected {pattern!r})")
 
 
@@ -253,9 +249,12 @@ def check_bad_labels_raise(keras, CenterLoss):
     out_of_range = (
         r"labels must be in \[0, K\) with K = 5; found label\]? \[?7\]? \[?at position\]? \[?2"
     )
-    expect_error(lambda: layer([x, bad], training=True), ValueError, out_of_range)
+    # Label values: the C++ op checks them on the torch backend (RuntimeError, like every
+    # centerloss op), the layer's own run-time assertion on jax and tensorflow (ValueError).
+    range_error = RuntimeError if keras.backend.backend() == "torch" else ValueError
+    expect_error(lambda: layer([x, bad], training=True), range_error, out_of_range)
     bad[2] = -1
-    expect_error(lambda: layer([x, bad], training=True), ValueError, r"found label\]? \[?-1")
+    expect_error(lambda: layer([x, bad], training=True), range_error, r"found label\]? \[?-1")
     expect_error(lambda: layer([x, y.astype("float32")], training=True), TypeError,
                  "labels must have an integer dtype")
     expect_error(lambda: layer([x, np.eye(K, dtype="int32")[y]], training=True), ValueError,
@@ -272,7 +271,7 @@ def check_bad_labels_raise(keras, CenterLoss):
     centers_before = numpy_of(keras, model.get_layer("center_loss").centers)
     bad[2] = 7
     fit = lambda: model.fit([x, bad], y, batch_size=N, shuffle=False, verbose=0)  # noqa: E731
-    expect_error(fit, ValueError, out_of_range)
+    expect_error(fit, Exception, out_of_range)  # inside fit a backend may wrap the error type
     if keras.backend.backend() != "jax":
         # (Keras's JAX trainer detaches the variables during fit and puts them back only when
         # fit returns, so there is nothing to read after a failed fit; a JAX step is a pure

@@ -7,32 +7,19 @@ import functools
 import numpy as np
 from keras import backend, ops
 
-REDUCTIONS = ("mean", "sum", "none")
-UPDATES = ("paper", "mean", "gradient")
-INITS = ("zeros", "normal", "xavier", "first_sight")
+from .._options import REDUCTIONS, check_common
 
 
 def check_options(num_classes, alpha, weight, reduction, update, margin, init, init_std) -> None:
-    if int(num_classes) < 1:
-        raise ValueError(f"CenterLoss: num_classes must be >= 1, got {num_classes}")
-    if not 0.0 < float(alpha) <= 1.0:
-        raise ValueError(f"CenterLoss: alpha must be in (0, 1], got {alpha}")
+    check_common(num_classes, alpha, margin, update, init, init_std)
     if not np.isfinite(float(weight)):
         raise ValueError(f"CenterLoss: weight must be a finite number, got {weight}")
-    if not (np.isfinite(float(margin)) and float(margin) >= 0.0):
-        raise ValueError(f"CenterLoss: margin must be a finite number >= 0, got {margin}")
     if reduction not in ("mean", "sum"):
         raise ValueError(
             f"CenterLoss: reduction must be 'mean' or 'sum' (add_loss needs a scalar; for the "
             f"per-sample vector use centerloss.keras.center_loss(..., reduction='none')), "
             f"got {reduction!r}"
         )
-    if update not in UPDATES:
-        raise ValueError(f"CenterLoss: update must be one of {UPDATES}, got {update!r}")
-    if init not in INITS:
-        raise ValueError(f"CenterLoss: init must be one of {INITS}, got {init!r}")
-    if not float(init_std) > 0.0:
-        raise ValueError(f"CenterLoss: init_std must be > 0, got {init_std}")
 
 
 def check_reduction(reduction: str) -> None:

@@ -124,8 +124,7 @@ class CenterLoss(keras.layers.Layer):
         if training and self.update == "gradient":
             # Spec section 3 for centers the optimizer moves: a non-finite batch gives them a
             # zero gradient (the unselected branch of `where` gets 0, not NaN), as the C++ op does.
-            finite = ops.all(ops.isfinite(features))
-            centers = ops.where(finite, centers, ops.stop_gradient(centers))
+            centers = ops.where(_math.all_finite(features), centers, ops.stop_gradient(centers))
         per_sample = _math.per_sample_loss(features, labels, centers, self.margin)
         loss = _math.reduce_loss(per_sample, self.reduction)
         if self._moves_in_forward(training):
