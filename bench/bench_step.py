@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -227,8 +228,17 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
     gen = torch.Generator(device="cpu").manual_seed(n * 7919 + d * 31 + k + len(dtype_name))
     x = torch.randn(n, d, generator=gen).to(device=device, dtype=dtype).requires_grad_(True)
     y = torch.randint(0, k, (n,), generator=gen).to(device)
+    # Timed steps cycle through several label batches, as training does: one batch would keep
+    # the same center rows hot in the caches and the TLB, which flatters large tables.
+    pool = [y] + [torch.randint(0, k, (n,), generator=gen).to(device)
+                  for _ in range(args.label_batches - 1)]
+    turn = itertools.count()
+
+    def labels():
+        return pool[next(turn) % len(pool)]
+
     c = centers.detach()
-    rows = torch.unique(y)
+    rows = torch.unique(torch.cat(pool))  # every row a timed step may move
     feat_bytes = torch.empty((), dtype=dtype).element_size()
     moved_bytes = n * d * (2 * feat_bytes + 2 * centers.element_size())
 
@@ -273,7 +283,7 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
     for name, step in recipes.items():
         try:
             secs, iters = time_steps(
-                lambda: step(x, y, c), device, args.target_s,
+                lambda: step(x, labels(), c), device, args.target_s,
                 min_iters=3 if name in heavy else args.min_iters, max_iters=args.max_iters,
                 warmup=1 if name in heavy else args.warmup)
         except torch.OutOfMemoryError:
@@ -285,7 +295,8 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
         result["iterations"][name] = iters
         if device.type == "cuda" and (n, d) in args.kernel_time_at:
             try:
-                result["kernel_seconds"][name] = gpu_kernel_seconds(lambda: step(x, y, c), device)
+                result["kernel_seconds"][name] = gpu_kernel_seconds(lambda: step(x, labels(), c),
+                                                                    device)
             except Exception as err:  # the profiler is optional: record why it was not used
                 result["kernel_seconds"][name] = None
                 result.setdefault("notes", []).append(f"profiler failed for {name}: {err}")
@@ -432,10 +443,13 @@ def parse_args(argv=None):
     p.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=None)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU intra-op threads")
     p.add_argument("--target-s", type=float, default=None,
-                   help="timed seconds per recipe and configuration (default 0.1, quick 0.03)")
+                   help="timed seconds per recipe and configuration (default 0.05, quick 0.03)")
     p.add_argument("--min-iters", type=int, default=10)
     p.add_argument("--max-iters", type=int, default=2000)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--label-batches", type=int, default=8,
+                   help="distinct label batches the timed steps cycle through (1: the same "
+                        "batch every step, as before 2026-11-28 23:00 UTC)")
     p.add_argument("--mem-limit-gb", type=float, default=4.0,
                    help="CPU: skip the distmat recipe above this estimated memory")
     p.add_argument("--max-gflop", type=float, default=20.0,

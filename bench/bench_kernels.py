@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Times each CPU kernel of the op on its own: forward, backward, update (medians, microseconds).
+
+The figures in docs/benchmarks.md that compare instruction sets, thread counts and huge pages
+come from this script. Every variant runs in its own process, because the instruction set
+(CENTERLOSS_CPU_ISA) is chosen once per process:
+
+    .venv/bin/python bench/bench_kernels.py                       # the default sweep below
+    .venv/bin/python bench/bench_kernels.py --n 4096 --d 512 --k 1000000 --huge-pages both
+
+Prints one line per (variant, N, D, K): forward, backward and update times, and their sum.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+WORKER = "--worker"
+
+
+def time_us(fn, iters: int, warmup: int = 10) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+def worker(args) -> None:
+    import torch
+
+    import centerloss  # noqa: F401  (loads the ops)
+
+    torch.set_num_threads(args.threads)
+    ops = torch.ops.centerloss
+    rows = []
+    for n in args.n:
+        for d in args.d:
+            for k in args.k:
+                gen = torch.Generator().manual_seed(n * 7919 + d * 31 + k)
+                x = torch.randn(n, d, generator=gen)
+                # Training sees other labels every step: cycle through a pool of label batches
+                # (one batch would keep the same center rows hot in the caches and the TLB).
+                pool = [torch.randint(0, k, (n,), generator=gen) for _ in range(args.label_batches)]
+                turn = iter(range(1 << 62))
+                next_y = lambda: pool[next(turn) % len(pool)]  # noqa: E731
+                y = pool[0]
+                c = torch.empty(k, d)
+                if args.huge_pages == "on":
+                    ops._advise_huge_pages(c)  # as CenterLoss allocates its table
+                c.normal_(generator=gen)
+                one = torch.ones(())
+                skipped = torch.zeros((), dtype=torch.long)
+                _, basis = ops.forward(x, y, c, 0.0, 1)
+                parts = {
+                    "forward": time_us(lambda: ops.forward(x, next_y(), c, 0.0, 1), args.iters),
+                    "backward": time_us(lambda: ops.backward(one, basis), args.iters),
+                    "update": time_us(
+                        lambda: ops._step_centers_(c, skipped, x, next_y(), 0.5, 0), args.iters),
+                }
+                rows.append({"N": n, "D": d, "K": k, "isa": ops._cpu_isa(),
+                             "threads": args.threads, "huge_pages": args.huge_pages, **parts})
+    print(json.dumps(rows))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, nargs="+", default=[512, 4096])
+    p.add_argument("--d", type=int, nargs="+", default=[2, 512])
+    p.add_argument("--k", type=int, nargs="+", default=[1000])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--isa", choices=["default", "baseline", "both"], default="both")
+    p.add_argument("--huge-pages", choices=["on", "off", "both"], default="on")
+    p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--label-batches", type=int, default=16,
+                   help="distinct label batches cycled through (1: the same rows every call)")
+    p.add_argument(WORKER, action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        args.threads = args.threads[0]
+        worker(args)
+        return 0
+
+    isas = ["default", "baseline"] if args.isa == "both" else [args.isa]
+    pages = ["on", "off"] if args.huge_pages == "both" else [args.huge_pages]
+    print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'N':>5} {'D':>4} {'K':>8} "
+          f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9}  (us, medians)")
+    for isa in isas:
+        env = dict(os.environ)
+        env.pop("CENTERLOSS_CPU_ISA", None)
+        if isa == "baseline":
+            env["CENTERLOSS_CPU_ISA"] = "baseline"
+        for threads in args.threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+            for huge in pages:
+                cmd = [sys.executable, __file__, WORKER, "--threads", str(threads),
+                       "--huge-pages", huge, "--iters", str(args.iters),
+                       "--label-batches", str(args.label_batches),
+                       "--n", *map(str, args.n), "--d", *map(str, args.d),
+                       "--k", *map(str, args.k)]
+                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+                for r in json.loads(out.stdout.strip().splitlines()[-1]):
+                    total = r["forward"] + r["backward"] + r["update"]
+                    print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {r['N']:>5} "
+                          f"{r['D']:>4} {r['K']:>8} {r['forward']:9.1f} {r['backward']:9.1f} "
+                          f"{r['update']:9.1f} {total:9.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
