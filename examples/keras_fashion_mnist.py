@@ -89,6 +89,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     import keras
 
+    from centerloss.keras import center_loss
+
     keras.utils.set_random_seed(args.seed)
     x_train, y_train = load_split(args.data_dir, "train")
     x_test, y_test = load_split(args.data_dir, "t10k")
@@ -123,10 +125,9 @@ def main(argv=None) -> int:
     probs = predict_model.predict(x_test, batch_size=512, verbose=0)
     accuracy = float(np.mean(np.argmax(probs, axis=1) == y_test))
     layer = train_model.get_layer("center_loss")
-    centers = keras.ops.convert_to_numpy(layer.centers)
     features = keras.Model(predict_model.input, predict_model.get_layer("features").output)
     f = features.predict(x_test, batch_size=512, verbose=0)
-    intra = float(np.mean(0.5 * np.sum((f - centers[y_test]) ** 2, axis=1)))
+    intra = float(keras.ops.convert_to_numpy(center_loss(f, y_test, layer.centers)))
     print(f"train time {train_seconds:.1f} s")
     print(f"center loss on the test images (mean 1/2 ||x - c_y||^2): {intra:.4f}")
     print(f"skipped center updates: {int(keras.ops.convert_to_numpy(layer.skipped_updates))}")

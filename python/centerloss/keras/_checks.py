@@ -110,3 +110,18 @@ def check_label_range(labels, num_classes: int):
                 return tf.identity(labels)
     _raise_on_bad_labels(ops.convert_to_numpy(labels), num_classes)
     return labels
+
+
+def check_batch(features, labels, centers_shape):
+    """The checks of one batch against centers of shape [K, D] (spec section 7), shared by the
+    layer and the functions so their errors match. Returns the labels as [N] (see
+    check_label_range for what it returns under tf.function)."""
+    num_classes, feature_dim = (int(n) for n in centers_shape)
+    check_shapes(tuple(features.shape), tuple(labels.shape))
+    if features.shape[1] != feature_dim:
+        raise ValueError(
+            f"CenterLoss: features has D = {features.shape[1]} but the centers have D = "
+            f"{feature_dim} (centers shape {(num_classes, feature_dim)})"
+        )
+    check_labels_dtype(labels)
+    return check_label_range(ops.reshape(labels, (-1,)), num_classes)

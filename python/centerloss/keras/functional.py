@@ -15,13 +15,11 @@ def center_loss(features, labels, centers, margin: float = 0.0, reduction: str =
     """
     _checks.check_reduction(reduction)
     features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
-    _checks.check_shapes(tuple(features.shape), tuple(labels.shape))
-    _checks.check_labels_dtype(labels)
-    labels = _checks.check_label_range(ops.reshape(labels, (-1,)), centers.shape[0])
+    labels = _checks.check_batch(features, labels, centers.shape)
     if backend.backend() == "torch":
-        from . import _torch_op
+        from .. import functional as torch_functional  # the C++ op: torch backend only
 
-        return _torch_op.center_loss(features, labels, centers, float(margin), reduction)
+        return torch_functional.center_loss(features, labels, centers, float(margin), reduction)
     return _math.reduce_loss(_math.per_sample_loss(features, labels, centers, margin), reduction)
 
 
@@ -34,13 +32,11 @@ def center_step(centers, features, labels, alpha: float = 0.5, rule: str = "pape
     if rule not in ("paper", "mean"):
         raise ValueError(f"center_step: rule must be 'paper' or 'mean', got {rule!r}")
     features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
-    _checks.check_shapes(tuple(features.shape), tuple(labels.shape))
-    _checks.check_labels_dtype(labels)
-    labels = _checks.check_label_range(ops.reshape(labels, (-1,)), centers.shape[0])
+    labels = _checks.check_batch(features, labels, centers.shape)
     if backend.backend() == "torch":
-        from . import _torch_op
+        from .. import functional as torch_functional  # the C++ op: torch backend only
 
         moved = centers.detach().clone()
-        applied = _torch_op.update_centers_(moved, features, labels, float(alpha), rule)
+        applied = torch_functional.update_centers_(moved, features, labels, float(alpha), rule)
         return moved, applied
     return _math.center_step(centers, features, labels, alpha, rule)

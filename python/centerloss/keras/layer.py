@@ -97,14 +97,7 @@ class CenterLoss(keras.layers.Layer):
     def call(self, inputs, training=False):
         _checks.check_pair(inputs, "inputs")
         features, labels = inputs
-        _checks.check_shapes(tuple(features.shape), tuple(labels.shape))
-        if features.shape[1] != self.feature_dim:
-            raise ValueError(
-                f"CenterLoss: features has D = {features.shape[1]} but the centers have D = "
-                f"{self.feature_dim} (centers shape {(self.num_classes, self.feature_dim)})"
-            )
-        _checks.check_labels_dtype(labels)
-        labels = _checks.check_label_range(ops.reshape(labels, (-1,)), self.num_classes)
+        labels = _checks.check_batch(features, labels, (self.num_classes, self.feature_dim))
         if backend.backend() == "torch":
             loss = self._torch_forward(features, labels, bool(training))
         else:
@@ -134,17 +127,28 @@ class CenterLoss(keras.layers.Layer):
         return loss
 
     def _torch_forward(self, features, labels, training: bool):
-        from . import _torch_op  # imports torch and the C++ library only on this backend
+        # Only this backend uses torch (though centerloss/__init__ imports it for every backend).
+        import torch
 
-        centers = _torch_op.as_tensor(self.centers)
+        from .. import functional as torch_functional
+
+        centers = self.centers.value  # the variable's torch tensor, updated in place
+        # call() left the label values to these ops: each raises (RuntimeError) for a label
+        # outside [0, K) before it changes anything.
         if training and self.init == "first_sight":
-            _torch_op.init_centers_first_sight_(
-                centers, _torch_op.as_tensor(self.seen), features, labels
-            )
-        loss = _torch_op.center_loss(features, labels, centers, self.margin, self.reduction)
+            torch_functional.init_centers_first_sight_(centers, self.seen.value, features, labels)
+        loss = torch_functional.center_loss(features, labels, centers, self.margin, self.reduction)
         if self._moves_in_forward(training):
-            applied = _torch_op.update_centers_(centers, features, labels, self.alpha, self.update)
-            self.skipped_updates.assign_add(ops.cast(ops.logical_not(applied), "int32"))
+            # As centerloss.CenterLoss does: the loss has just checked the labels, so the step
+            # skips its own check (a sync on CUDA) and counts a non-finite batch on the device.
+            # The op's counter is int64; the saved weight stays int32.
+            skipped = torch.zeros((), dtype=torch.int64, device=centers.device)
+            with torch.no_grad():
+                torch.ops.centerloss._step_centers_(
+                    centers, skipped, features.detach(), labels, self.alpha,
+                    torch_functional._rule_code(self.update),
+                )
+            self.skipped_updates.assign_add(ops.cast(skipped, "int32"))
         return loss
 
     def compute_output_spec(self, inputs, training=False):
