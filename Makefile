@@ -43,7 +43,7 @@ test-cpp: build
 	cd $(BUILD) && OMP_NUM_THREADS=$(THREADS) ctest --output-on-failure -j 2
 
 test-python: build
-	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q tests/python
+	CENTERLOSS_CLI=$(BUILD)/trainer/centerloss OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q tests/python
 
 test: test-cpp test-python
 

@@ -87,7 +87,9 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < steps; ++i) {
     plain.push_back(step(false));
     with_cl.push_back(step(true));
-    bar.update(i + 1, fmt::format("{:.1f} ms / {:.1f} ms", plain.back() * 1e3, with_cl.back() * 1e3));
+    bar.update(i + 1, [&] {
+      return fmt::format("{:.1f} ms / {:.1f} ms", plain.back() * 1e3, with_cl.back() * 1e3);
+    });
   }
   bar.finish("");
   const double a = median(plain), b = median(with_cl);

@@ -23,6 +23,8 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import plot_roc as plot_roc_figure  # noqa: E402  (same folder: one way to draw a ROC curve)
+
 # (column title, function of one run's metrics, format)
 COLUMNS = [
     ("closed-set acc", lambda m: m["closed_set"]["accuracy"], "%.4f"),
@@ -99,23 +101,16 @@ def plot_roc(groups, out):
     dims = sorted({d for d, _ in groups})
     fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4.2), dpi=120, squeeze=False)
     for ax, dim in zip(axes[0], dims):
+        floor = 1.0
         for (d, lam), rs in groups.items():
             if d != dim:
                 continue
             r = min(rs, key=lambda r: r["seed"])
             v = r["metrics"]["open_set"]["verification"]
-            floor = 1.0 / v["impostors"]
-            far = np.maximum(np.asarray(v["roc"]["far"]), floor / 2)
             label = "%s (AUC %.3f)" % ("softmax" if lam == 0 else "lambda %g" % lam, v["roc_auc"])
-            ax.step(far, v["roc"]["tar"], where="post", label=label, linewidth=1.2)
-        ax.set_xscale("log")
-        ax.set_xlim(floor / 2, 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_xlabel("false accept rate")
-        ax.set_ylabel("true accept rate")
-        ax.set_title("held-out classes, D = %d, seed %d" % (dim, r["seed"]), fontsize=9)
-        ax.grid(True, which="both", linewidth=0.3)
-        ax.legend(loc="lower right", fontsize=7)
+            floor = min(floor, plot_roc_figure.draw_curve(ax, v, label))
+        plot_roc_figure.style_axes(
+            ax, floor, "held-out classes, D = %d, seed %d" % (dim, r["seed"]))
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -24,14 +24,33 @@ def load_roc(path):
     return metrics, np.asarray(v["roc"]["far"]), np.asarray(v["roc"]["tar"]), v
 
 
-def draw(ax, path, label):
-    metrics, far, tar, v = load_roc(path)
+def draw_curve(ax, verification, label):
+    """One ROC step curve from an openset.json "verification" object; returns its FAR floor."""
+    v = verification
     # The first non-zero FAR is 1/impostors; FAR = 0 cannot sit on a log axis.
     floor = 1.0 / max(v["impostors"], 1)
-    far = np.maximum(far, floor / 2)
+    far = np.maximum(np.asarray(v["roc"]["far"]), floor / 2)
+    ax.step(far, np.asarray(v["roc"]["tar"]), where="post", label=label, linewidth=1.2)
+    return floor
+
+
+def style_axes(ax, floor, title=""):
+    """Log FAR axis down to half the smallest measurable FAR, grid, legend."""
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 2, 1.0)
+    ax.set_ylim(0.0, 1.01)
+    ax.set_xlabel("false accept rate (held-out classes)")
+    ax.set_ylabel("true accept rate")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", linewidth=0.3)
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def draw(ax, path, label):
+    metrics, _, _, v = load_roc(path)
     text = "%s AUC %.4f, acc %.3f" % (label, v["roc_auc"], v["accuracy_mean"])
-    ax.step(far, tar, where="post", label=text, linewidth=1.2)
-    return metrics, floor
+    return metrics, draw_curve(ax, v, text)
 
 
 def main():
@@ -51,20 +70,13 @@ def main():
         floor = min(floor, f)
     for target in (1e-3, 1e-2):
         ax.axvline(target, color="0.7", linewidth=0.8, linestyle="--")
-    ax.set_xscale("log")
-    ax.set_xlim(floor / 2, 1.0)
-    ax.set_ylim(0.0, 1.01)
-    ax.set_xlabel("false accept rate (held-out classes)")
-    ax.set_ylabel("true accept rate")
-    if a.title:
-        ax.set_title(a.title, fontsize=9)
-    elif len(a.metrics) == 1:
+    title = a.title
+    if not title and len(a.metrics) == 1:
         o = metrics["open_set"]
-        ax.set_title("open-set ROC, classes %s, %s%s" % (
+        title = "open-set ROC, classes %s, %s%s" % (
             ",".join(str(c) for c in o["classes"]), o["similarity"],
-            " (L2-normalised)" if o["normalize"] else ""), fontsize=9)
-    ax.grid(True, which="both", linewidth=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+            " (L2-normalised)" if o["normalize"] else "")
+    style_axes(ax, floor, title)
     fig.tight_layout()
     fig.savefig(a.out)
 

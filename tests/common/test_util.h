@@ -1,4 +1,4 @@
-// Helpers shared by the trainer tests.
+// Helpers shared by the trainer and eval tests.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,11 +10,13 @@
 
 #include "util/fs.h"
 
-// Asserts that `fn` throws an exception whose message contains `needle`.
-inline void expect_error(const std::function<void()>& fn, const std::string& needle) {
+// Asserts that `fn` throws an Exception whose message contains `needle` (another exception
+// type propagates and fails the test).
+template <typename Exception = std::exception>
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
   try {
     fn();
-  } catch (const std::exception& e) {
+  } catch (const Exception& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
         << "message '" << e.what() << "' does not contain '" << needle << "'";
     return;

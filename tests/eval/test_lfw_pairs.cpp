@@ -6,6 +6,7 @@
 #include <string>
 
 #include "eval/lfw_pairs.h"
+#include "test_util.h"
 
 using namespace centerloss::eval;
 
@@ -17,13 +18,9 @@ PairList parse(const std::string& text) {
 }
 
 // Expects a parse error whose message mentions `where` (e.g. "test.txt:3:").
-void expect_error(const std::string& text, const std::string& where) {
-  try {
-    parse(text);
-    FAIL() << "no error for:\n" << text;
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
-  }
+void expect_parse_error(const std::string& text, const std::string& where) {
+  SCOPED_TRACE(text);
+  expect_error<std::runtime_error>([&] { parse(text); }, where);
 }
 
 const char* kTwoSets =
@@ -67,17 +64,17 @@ TEST(LfwPairs, SingleNumberHeaderIsOneSet) {
 }
 
 TEST(LfwPairs, MalformedLinesNameTheLine) {
-  expect_error("", "test.txt:1:");
-  expect_error("2 2 2\n", "test.txt:1:");
-  expect_error("x 2\n", "test.txt:1:");
-  expect_error("1 1\nA 1\nA 1 B 1\n", "test.txt:2:");      // genuine with 2 fields
-  expect_error("1 1\nA 1 B 2\nA 1 B 1\n", "test.txt:2:");  // impostor in genuine block
-  expect_error("1 1\nA 1 2\nA 1 2\n", "test.txt:3:");      // genuine in impostor block
-  expect_error("1 1\nA 0 2\nA 1 B 1\n", "test.txt:2:");    // image numbers start at 1
-  expect_error("1 1\nA 1 2x\nA 1 B 1\n", "test.txt:2:");   // not an integer
-  expect_error("1 1\nA -1 2\nA 1 B 1\n", "test.txt:2:");
-  expect_error("1 2\nA 1 2\nA 1 3\nA 1 B 1\n", "test.txt:5:");  // truncated
-  expect_error("1 1\nA 1 2\nA 1 B 1\nC 1 2\n", "test.txt:4:");  // extra line
+  expect_parse_error("", "test.txt:1:");
+  expect_parse_error("2 2 2\n", "test.txt:1:");
+  expect_parse_error("x 2\n", "test.txt:1:");
+  expect_parse_error("1 1\nA 1\nA 1 B 1\n", "test.txt:2:");      // genuine with 2 fields
+  expect_parse_error("1 1\nA 1 B 2\nA 1 B 1\n", "test.txt:2:");  // impostor in genuine block
+  expect_parse_error("1 1\nA 1 2\nA 1 2\n", "test.txt:3:");      // genuine in impostor block
+  expect_parse_error("1 1\nA 0 2\nA 1 B 1\n", "test.txt:2:");    // image numbers start at 1
+  expect_parse_error("1 1\nA 1 2x\nA 1 B 1\n", "test.txt:2:");   // not an integer
+  expect_parse_error("1 1\nA -1 2\nA 1 B 1\n", "test.txt:2:");
+  expect_parse_error("1 2\nA 1 2\nA 1 3\nA 1 B 1\n", "test.txt:5:");  // truncated
+  expect_parse_error("1 1\nA 1 2\nA 1 B 1\nC 1 2\n", "test.txt:4:");  // extra line
 }
 
 TEST(LfwPairs, ResolvesClassNumbersAndImageNumbers) {
@@ -109,10 +106,6 @@ TEST(LfwPairs, ResolveErrorsNameTheLine) {
   EXPECT_THROW(resolve_pairs(parse("1 1\nShirt 1 2\n0 1 1 1\n"), labels), std::runtime_error);
   EXPECT_THROW(resolve_pairs(parse("1 1\nHat 1 2\nShirt 1 Bag 1\n"), labels, {"Shirt", "Bag"}),
                std::runtime_error);
-  try {
-    resolve_pairs(parse("1 1\n0 1 2\n0 1 0 2\n"), labels);  // impostor within one class
-    FAIL();
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("test.txt:3:"), std::string::npos) << e.what();
-  }
+  expect_error<std::runtime_error>(  // impostor within one class
+      [&] { resolve_pairs(parse("1 1\n0 1 2\n0 1 0 2\n"), labels); }, "test.txt:3:");
 }

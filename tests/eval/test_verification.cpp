@@ -112,6 +112,21 @@ TEST_F(TarAtFarHand, TargetBelowResolutionMeansNoImpostor) {
   EXPECT_EQ(r.threshold, 9.5);
 }
 
+TEST_F(TarAtFarHand, OneCurveServesEveryTarget) {
+  const RocCurve roc = roc_curve(s, same);
+  EXPECT_EQ(roc.num_impostors, 10);
+  for (double target : {0.0, 1e-2, 0.1, 0.25, 0.3, 1.0}) {
+    const auto from_curve = tar_at_far(roc, target);
+    const auto from_scores = tar_at_far(s, same, target);
+    EXPECT_EQ(from_curve.tar, from_scores.tar) << target;
+    EXPECT_EQ(from_curve.far, from_scores.far) << target;
+    EXPECT_EQ(from_curve.threshold, from_scores.threshold) << target;
+    EXPECT_EQ(from_curve.num_impostors, 10);
+  }
+  EXPECT_THROW(tar_at_far(roc, -0.1), std::invalid_argument);
+  EXPECT_THROW(tar_at_far(RocCurve{}, 0.1), std::invalid_argument);
+}
+
 TEST(Verification, BadInputThrows) {
   EXPECT_THROW(roc_auc({1, 2}, {true}), std::invalid_argument);
   EXPECT_THROW(roc_auc({1, NAN}, {true, false}), std::invalid_argument);

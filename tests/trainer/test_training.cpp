@@ -135,5 +135,7 @@ TEST(Training, CheckpointKeepsConfigAndEmbeddingRoundTrips) {
 TEST(Training, CorruptCheckpointIsACleanError) {
   TempDir dir;
   std::ofstream(dir / "checkpoint.pt") << "not a checkpoint";
-  EXPECT_ANY_THROW(load_run(dir.path()));
+  expect_error([&] { load_run(dir.path()); },
+               "checkpoint '" + (dir / "checkpoint.pt") + "' cannot be loaded");
+  expect_error([&] { load_run(dir / "missing"); }, "does not exist");
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -61,9 +62,6 @@ void run_openset(const OpensetArgs& args) {
   trainer::TrainState state = trainer::load_run(args.run_dir);
   const trainer::TrainConfig& config = state.config;
   const std::string data_dir = args.data_dir.empty() ? config.data_dir : args.data_dir;
-  if (args.split != "test" && args.split != "train") {
-    throw std::invalid_argument("--split must be 'test' or 'train', got '" + args.split + "'");
-  }
   const auto split = args.split == "test" ? trainer::Split::Test : trainer::Split::Train;
 
   // Held-out classes: given, or every class of the data the run did not train on.
@@ -187,6 +185,7 @@ void add_openset_command(CLI::App& app) {
   cmd->add_option("--run", args->run_dir, "Run folder holding checkpoint.pt")->required();
   cmd->add_option("--data", args->data_dir, "Data directory (default: the run's)");
   cmd->add_option("--split", args->split, "Data split to evaluate: test | train")
+      ->check(CLI::IsMember({"test", "train"}))
       ->capture_default_str();
   cmd->add_option("--holdout", args->holdout,
                   "Held-out class ids, e.g. 7,8,9 (default: every class not trained on)");
@@ -194,23 +193,31 @@ void add_openset_command(CLI::App& app) {
                   "Pairs in the LFW pairs.txt layout instead of sampled pairs (docs/openset.md)");
   cmd->add_option("--class-names", args->class_names_file,
                   "Names for --pairs: line i names class i (default: names are class ids)");
-  cmd->add_option("--folds", args->folds, "Folds of sampled pairs")->capture_default_str();
+  cmd->add_option("--folds", args->folds, "Folds of sampled pairs")
+      ->check(CLI::Range(2, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   cmd->add_option("--pairs-per-fold", args->pairs_per_fold,
                   "Genuine (and as many impostor) sampled pairs per fold")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--pair-seed", args->pair_seed, "Seed of the pair sampler")
       ->capture_default_str();
   cmd->add_option("--gallery-per-class", args->gallery_per_class,
                   "Gallery samples per class for rank-1 identification")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--split-seed", args->split_seed, "Seed of the gallery/probe split")
       ->capture_default_str();
-  cmd->add_option("--similarity", args->similarity, "cosine | euclidean")->capture_default_str();
+  cmd->add_option("--similarity", args->similarity, "cosine | euclidean")
+      ->check(CLI::IsMember({"cosine", "euclidean"}))
+      ->capture_default_str();
   cmd->add_flag("--normalize", args->normalize, "L2-normalise features first");
   cmd->add_option("--out", args->out, "Metrics JSON (default: RUN/openset.json)");
   cmd->add_flag("!--no-plot", args->plot, "Skip the ROC figure");
   cmd->add_option("--python", args->python, "Python that runs the plotting script");
-  cmd->add_option("--threads", args->threads, "LibTorch CPU threads")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "LibTorch CPU threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->callback([args] { eval::run_openset(*args); });
 }
 

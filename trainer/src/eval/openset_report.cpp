@@ -30,7 +30,7 @@ OpenSetReport evaluate_openset(const torch::Tensor& features, const std::vector<
   v.auc = roc_auc(scores, same);
   v.roc = roc_curve(scores, same);
   v.far_targets = options.far_targets;
-  for (double target : options.far_targets) v.tar.push_back(tar_at_far(scores, same, target));
+  for (double target : options.far_targets) v.tar.push_back(tar_at_far(v.roc, target));
 
   r.gallery_per_class = options.gallery_per_class;
   const auto split =

@@ -45,6 +45,7 @@ RocCurve roc_curve(const std::vector<double>& scores, const std::vector<bool>& s
   const double genuine = static_cast<double>(std::count(same.begin(), same.end(), true));
   const double impostors = static_cast<double>(same.size()) - genuine;
   RocCurve roc;
+  roc.num_impostors = static_cast<int64_t>(impostors);
   roc.thresholds.push_back(std::numeric_limits<double>::infinity());
   roc.far.push_back(0.0);
   roc.tar.push_back(0.0);
@@ -87,14 +88,16 @@ double roc_auc(const std::vector<double>& scores, const std::vector<bool>& same)
   return u / (genuine * impostors);
 }
 
-TarAtFar tar_at_far(const std::vector<double>& scores, const std::vector<bool>& same,
-                    double target_far) {
+TarAtFar tar_at_far(const RocCurve& roc, double target_far) {
   if (!(target_far >= 0.0 && target_far <= 1.0)) {
     throw std::invalid_argument("target_far must be in [0, 1], got " + std::to_string(target_far));
   }
-  const RocCurve roc = roc_curve(scores, same);
+  if (roc.thresholds.empty() || roc.far.size() != roc.thresholds.size() ||
+      roc.tar.size() != roc.thresholds.size()) {
+    throw std::invalid_argument("roc: thresholds, far and tar must be non-empty and of one length");
+  }
   TarAtFar best;
-  best.num_impostors = static_cast<int64_t>(std::count(same.begin(), same.end(), false));
+  best.num_impostors = roc.num_impostors;
   best.threshold = roc.thresholds[0];
   // FAR and TAR grow together along the curve: the last point within the target is the best.
   for (size_t k = 0; k < roc.far.size() && roc.far[k] <= target_far; ++k) {
@@ -103,6 +106,14 @@ TarAtFar tar_at_far(const std::vector<double>& scores, const std::vector<bool>& 
     best.threshold = roc.thresholds[k];
   }
   return best;
+}
+
+TarAtFar tar_at_far(const std::vector<double>& scores, const std::vector<bool>& same,
+                    double target_far) {
+  if (!(target_far >= 0.0 && target_far <= 1.0)) {  // before the sort, as the overload would
+    throw std::invalid_argument("target_far must be in [0, 1], got " + std::to_string(target_far));
+  }
+  return tar_at_far(roc_curve(scores, same), target_far);
 }
 
 }  // namespace centerloss::eval

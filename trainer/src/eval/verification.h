@@ -16,6 +16,7 @@ struct RocCurve {
   std::vector<double> thresholds;  // thresholds[0] = +inf (accept nothing)
   std::vector<double> far;         // false accept rate: accepted impostors / impostors
   std::vector<double> tar;         // true accept rate: accepted genuine pairs / genuine pairs
+  int64_t num_impostors = 0;       // impostor pairs behind the FAR values
 };
 
 RocCurve roc_curve(const std::vector<double>& scores, const std::vector<bool>& same);
@@ -37,6 +38,8 @@ struct TarAtFar {
 // Throws if target_far is not in [0, 1].
 TarAtFar tar_at_far(const std::vector<double>& scores, const std::vector<bool>& same,
                     double target_far);
+// The same read off a curve already computed (several targets need one sort, not one each).
+TarAtFar tar_at_far(const RocCurve& roc, double target_far);
 
 // Shared argument check: equal sizes, finite scores, at least one pair of each kind.
 void check_pair_scores(const std::vector<double>& scores, const std::vector<bool>& same);

@@ -52,44 +52,62 @@ void save_checkpoint(const std::string& path, TrainState& state) {
   write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
 }
 
-TrainConfig read_checkpoint_config(const std::string& path) {
-  if (!is_file(path)) {
-    throw std::runtime_error("checkpoint '" + path + "' does not exist");
+namespace {
+
+// Runs `read` on the archive, turning LibTorch's errors (a truncated or foreign file, a missing
+// entry) into one message that names the file.
+template <typename Read>
+auto reading(const std::string& path, Read&& read) {
+  try {
+    return read();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(fmt::format("checkpoint '{}' cannot be loaded: {}", path,
+                                         e.what_without_backtrace()));
   }
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  c10::IValue config;
-  archive.read("config", config);
-  return config_from_json(nlohmann::json::parse(config.toStringRef()));
 }
 
-void load_checkpoint(const std::string& path, TrainState& state) {
+}  // namespace
+
+CheckpointFile::CheckpointFile(std::string path) : path_(std::move(path)) {
+  if (!is_file(path_)) throw std::runtime_error("checkpoint '" + path_ + "' does not exist");
+  reading(path_, [&] { archive_.load_from(path_); });
+}
+
+TrainConfig CheckpointFile::config() {
+  const std::string json = reading(path_, [&] {
+    c10::IValue config;
+    archive_.read("config", config);
+    return config.toStringRef();
+  });
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    return config_from_json(nlohmann::json::parse(json));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("checkpoint '{}' holds an invalid config: {}", path_, e.what()));
+  }
+}
+
+void CheckpointFile::restore(TrainState& state) {
+  reading(path_, [&] {
     torch::serialize::InputArchive model, center_loss, optimizer;
-    archive.read("model", model);
-    archive.read("center_loss", center_loss);
-    archive.read("optimizer", optimizer);
+    archive_.read("model", model);
+    archive_.read("center_loss", center_loss);
+    archive_.read("optimizer", optimizer);
     state.model->load(model);
     state.center_loss->load(center_loss);
     state.optimizer->load(optimizer);
     if (state.center_optimizer) {
       torch::serialize::InputArchive center_optimizer;
-      archive.read("center_optimizer", center_optimizer);
+      archive_.read("center_optimizer", center_optimizer);
       state.center_optimizer->load(center_optimizer);
     }
     torch::Tensor epoch, rng;
-    archive.read("epoch", epoch);
-    archive.read("rng", rng);
+    archive_.read("epoch", epoch);
+    archive_.read("rng", rng);
     state.epoch = epoch.item<int64_t>();
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(rng);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(fmt::format("checkpoint '{}' cannot be loaded: {}", path,
-                                         e.what_without_backtrace()));
-  }
+  });
 }
 
 }  // namespace centerloss::trainer

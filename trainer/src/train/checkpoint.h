@@ -13,6 +13,7 @@
 #pragma once
 
 #include <torch/optim/sgd.h>
+#include <torch/serialize/input-archive.h>
 
 #include <memory>
 #include <string>
@@ -40,11 +41,23 @@ TrainState make_state(const TrainConfig& config);
 // Writes `state` to `path` atomically (temp file, fsync, rename, fsync of the directory).
 void save_checkpoint(const std::string& path, TrainState& state);
 
-// The TrainConfig stored in a checkpoint.
-TrainConfig read_checkpoint_config(const std::string& path);
+// A checkpoint file, parsed once on construction. Every failure (no such file, not a
+// checkpoint, a missing entry, a state of another shape) throws std::runtime_error naming the
+// path.
+class CheckpointFile {
+ public:
+  explicit CheckpointFile(std::string path);
 
-// Loads a checkpoint into a state built by make_state from the same config: weights, centers,
-// optimizer state, epoch and the generator state. Throws std::runtime_error naming the path.
-void load_checkpoint(const std::string& path, TrainState& state);
+  // The TrainConfig the run was trained with.
+  TrainConfig config();
+
+  // Loads weights, centers, optimizer state, the epoch and the generator state into a state
+  // built by make_state from config().
+  void restore(TrainState& state);
+
+ private:
+  std::string path_;
+  torch::serialize::InputArchive archive_;
+};
 
 }  // namespace centerloss::trainer

@@ -117,7 +117,7 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
       window_softmax = window_center = 0;
       window_correct = window_count = window_steps = 0;
     }
-    bar.update(step + 1, fields());
+    bar.update(step + 1, fields);
   }
   stats.seconds = seconds_since(start);
   bar.finish(fields());
@@ -144,7 +144,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   const std::string checkpoint = path_join(dir, kCheckpointFile);
   TrainState state = make_state(config);
   if (options.resume) {
-    load_checkpoint(checkpoint, state);
+    CheckpointFile(checkpoint).restore(state);
     fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
   }
   {

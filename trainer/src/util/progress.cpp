@@ -21,18 +21,22 @@ ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled)
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-void ProgressBar::update(int64_t done, const std::string& fields) {
-  if (!enabled_) return;
+bool ProgressBar::due(int64_t done) {
+  if (!enabled_) return false;
   const auto now = std::chrono::steady_clock::now();
   if (tty_) {
-    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+    if (now - last_draw_ < std::chrono::milliseconds(100)) return false;
   } else {
     const int decile = total_ > 0 ? static_cast<int>(10 * done / total_) : 10;
-    if (decile == last_decile_ || decile >= 10) return;
+    if (decile == last_decile_ || decile >= 10) return false;
     last_decile_ = decile;
   }
   last_draw_ = now;
-  draw(done, fields, false);
+  return true;
+}
+
+void ProgressBar::update(int64_t done, const std::function<std::string()>& fields) {
+  if (due(done)) draw(done, fields(), false);
 }
 
 void ProgressBar::finish(const std::string& fields) {

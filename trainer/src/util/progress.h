@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace centerloss::trainer {
@@ -11,12 +12,14 @@ namespace centerloss::trainer {
 class ProgressBar {
  public:
   ProgressBar(std::string label, int64_t total, bool enabled = true);
-  // Marks `done` of `total` units finished; `fields` is appended (e.g. "softmax 0.41 acc 86%").
-  void update(int64_t done, const std::string& fields);
+  // Marks `done` of `total` units finished; `fields()` is appended (e.g. "softmax 0.41 acc
+  // 86%"). It is called only when the bar draws, so a per-step caller formats nothing per step.
+  void update(int64_t done, const std::function<std::string()>& fields);
   // Draws the final state and ends the line.
   void finish(const std::string& fields);
 
  private:
+  bool due(int64_t done);  // time to draw (and remembers that it drew)
   void draw(int64_t done, const std::string& fields, bool final);
 
   std::string label_;

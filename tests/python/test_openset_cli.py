@@ -1,0 +1,94 @@
+"""End to end: `centerloss train` on held-out classes, `centerloss openset` with its ROC figure,
+the experiment table script on the result, and the CLI's refusal of bad option values.
+
+The command is $CENTERLOSS_CLI (the Makefile sets it to the build's binary); without it the
+default build folder is tried and the module is skipped if nothing was built there.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.environ.get("CENTERLOSS_CLI") or os.path.join(ROOT, "build", "trainer", "centerloss")
+
+if "CENTERLOSS_CLI" not in os.environ and not os.path.exists(CLI):
+    pytest.skip("no trainer build (set CENTERLOSS_CLI)", allow_module_level=True)
+
+
+def run(*args, check=True):
+    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("experiment") / "D8_lambda0.1_seed1")
+    run("train", "--out", out, "--holdout", "8,9", "--feature-dim", "8", "--lambda", "0.1",
+        "--epochs", "1", "--train-limit", "1200", "--test-limit", "400", "--arch", "small",
+        "--threads", "2", "--no-progress", "--no-outputs")
+    return out
+
+
+def test_openset_writes_metrics_and_roc_figure(run_dir):
+    result = run("openset", "--run", run_dir, "--pairs-per-fold", "30", "--python", sys.executable)
+    assert "TAR @ FAR" in result.stdout
+    with open(os.path.join(run_dir, "openset.json")) as f:
+        metrics = json.load(f)
+    o = metrics["open_set"]
+    assert o["classes"] == [8, 9]
+    v = o["verification"]
+    assert v["genuine"] == 300 and v["impostors"] == 300  # 10 folds x 30 pairs of each kind
+    assert 0.0 <= v["roc_auc"] <= 1.0
+    far, tar = v["roc"]["far"], v["roc"]["tar"]
+    assert far[0] == 0.0 and far[-1] == 1.0 and tar[-1] == 1.0
+    assert all(a <= b for a, b in zip(far, far[1:])) and all(a <= b for a, b in zip(tar, tar[1:]))
+    # Each TAR@FAR entry is a point of the ROC curve within its target.
+    points = list(zip(far, tar))
+    assert [e["far_target"] for e in v["tar_at_far"]] == [1e-2, 1e-3]
+    for entry in v["tar_at_far"]:
+        assert entry["far"] <= entry["far_target"] and entry["num_impostors"] == 300
+        assert (entry["far"], entry["tar"]) in points
+    assert os.path.getsize(os.path.join(run_dir, "openset_roc.png")) > 10_000
+
+
+def test_experiment_table_reads_the_runs(run_dir):
+    folder = os.path.dirname(run_dir)
+    if not os.path.exists(os.path.join(run_dir, "openset.json")):
+        run("openset", "--run", run_dir, "--pairs-per-fold", "30", "--no-plot")
+    script = os.path.join(ROOT, "scripts", "experiments", "make_table.py")
+    result = subprocess.run([sys.executable, script, folder], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(folder, "table.md")) as f:
+        table = f.read()
+    assert "| 8 | 0.1 |" in table
+    for figure in ("roc.png", "lambda.png"):
+        assert os.path.getsize(os.path.join(folder, figure)) > 10_000
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--similarity", "manhattan"),
+    ("--split", "dev"),
+    ("--threads", "0"),
+    ("--folds", "1"),
+    ("--pairs-per-fold", "0"),
+    ("--gallery-per-class", "-1"),
+])
+def test_openset_rejects_bad_values_before_loading(option, value, tmp_path):
+    # The run folder does not exist: a value check that ran after loading would report that.
+    result = run("openset", "--run", str(tmp_path / "none"), option, value, check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert option in message and "does not exist" not in message, message
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    result = run("eval", "--run", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert "checkpoint.pt' does not exist" in result.stdout + result.stderr
