@@ -71,8 +71,8 @@ void check_batch_layout(const char* op, const at::Tensor& features, const at::Te
               " but features is on ", features.device());
 }
 
-void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
-                 const at::Tensor& centers) {
+at::Tensor check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                       const at::Tensor& centers) {
   check_batch_layout(op, features, labels, centers);
   TORCH_CHECK(features.is_cpu() || features.is_cuda(), op,
               ": only CPU and CUDA tensors are supported, got ", features.device());
@@ -80,6 +80,7 @@ void check_batch(const char* op, const at::Tensor& features, const at::Tensor& l
   const at::Tensor labels64 = labels_as_int64(labels);
   const int64_t bad = first_bad_label_position(labels64, centers.size(0));
   if (bad >= 0) fail_bad_label(op, labels64, bad, centers.size(0));
+  return labels64;
 }
 
 void fail_bad_label(const char* op, const at::Tensor& labels64, int64_t position,

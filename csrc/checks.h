@@ -15,9 +15,10 @@ void check_batch_layout(const char* op, const at::Tensor& features, const at::Te
                         const at::Tensor& centers);
 
 // check_batch_layout, then every label in [0, K) (one device sync on CUDA), reporting the first
-// bad value and its position.
-void check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
-                 const at::Tensor& centers);
+// bad value and its position. Returns the labels as contiguous int64 (labels_as_int64), the
+// form the kernels take, so a caller converts them once.
+at::Tensor check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                       const at::Tensor& centers);
 
 // Throws the spec's bad-label error for labels64[position] (reads that one value).
 [[noreturn]] void fail_bad_label(const char* op, const at::Tensor& labels64, int64_t position,

@@ -25,15 +25,16 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at:
   static constexpr const char* op = "centerloss.forward";
   using Result = decltype(ForwardKernel(features, labels, centers, margin, reduction));
   constexpr bool kernel_checks_labels = std::tuple_size_v<Result> == 3;
+  at::Tensor labels64;
   if constexpr (kernel_checks_labels) {
     checks::check_batch_layout(op, features, labels, centers);
+    labels64 = checks::labels_as_int64(labels);
   } else {
-    checks::check_batch(op, features, labels, centers);
+    labels64 = checks::check_batch(op, features, labels, centers);
   }
   checks::check_margin(op, margin);
   checks::check_reduction(op, reduction);
   const c10::DeviceGuard guard(features.device());
-  const at::Tensor labels64 = checks::labels_as_int64(labels);
   Result result = ForwardKernel(features.contiguous(), labels64, centers.contiguous(), margin,
                                 reduction);
   if constexpr (kernel_checks_labels) {
@@ -79,13 +80,12 @@ template <auto UpdateKernel>
 at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
                           const at::Tensor& labels, double alpha, int64_t rule) {
   static constexpr const char* op = "centerloss.update_centers_";
-  checks::check_batch(op, features, labels, centers);
+  const at::Tensor labels64 = checks::check_batch(op, features, labels, centers);
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
   const c10::DeviceGuard guard(features.device());
   if (features.size(0) == 0) return at::scalar_tensor(true, centers.options().dtype(at::kBool));
   const at::Tensor x = features.contiguous();
-  const at::Tensor labels64 = checks::labels_as_int64(labels);
   // A kernel returns bool (host verdict, CPU) or a 0-d bool tensor (device verdict, CUDA: no
   // sync).
   return on_contiguous_centers(centers, [&](at::Tensor& work) -> at::Tensor {

@@ -53,7 +53,7 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
                         int64_t reduction) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [loss, grad_basis] = call_forward(features, labels, centers, margin, reduction);
-    ctx->save_for_backward({grad_basis, checks::labels_as_int64(labels)});
+    ctx->save_for_backward({grad_basis, labels});  // converted in backward, if ever needed
     ctx->saved_data["num_classes"] = centers.size(0);
     ctx->saved_data["centers_dtype"] = static_cast<int64_t>(centers.scalar_type());
     return loss;
@@ -63,14 +63,14 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor& grad_basis = saved[0];
-    const Tensor& labels64 = saved[1];
     Tensor grad_features = call_backward(grads[0], grad_basis);
     Tensor grad_centers;
     if (ctx->needs_input_grad(2)) {  // UpdateRule::Gradient: dL/dc_j = -sum_{y_i=j} dL/dx_i
       const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["centers_dtype"].toInt());
       const int64_t num_classes = ctx->saved_data["num_classes"].toInt();
       grad_centers = at::zeros({num_classes, grad_basis.size(1)}, grad_basis.options().dtype(dtype))
-                         .index_add_(0, labels64, grad_features.to(dtype), /*alpha=*/-1);
+                         .index_add_(0, checks::labels_as_int64(saved[1]), grad_features.to(dtype),
+                                     /*alpha=*/-1);
       // Spec section 3, for centers an optimizer moves: a non-finite batch gives them a zero
       // gradient, so they stay finite (as the paper/mean rules skip the step). A 0-d mask,
       // broadcast on the device: no host sync.
@@ -96,7 +96,7 @@ Tensor center_loss_no_autograd(const Tensor& features, const Tensor& labels,
 Tensor init_first_sight(Tensor& centers, Tensor& seen, const Tensor& features,
                         const Tensor& labels) {
   static constexpr const char* op = "centerloss.init_centers_first_sight_";
-  checks::check_batch(op, features, labels, centers);
+  const Tensor labels64 = checks::check_batch(op, features, labels, centers);
   TORCH_CHECK(seen.dim() == 1 && seen.size(0) == centers.size(0) &&
                   seen.scalar_type() == at::kBool,
               op, ": seen must be a bool tensor of shape [K] = [", centers.size(0), "], got ",
@@ -106,7 +106,6 @@ Tensor init_first_sight(Tensor& centers, Tensor& seen, const Tensor& features,
   const auto none = at::scalar_tensor(0, centers.options().dtype(at::kLong));
   if (features.size(0) == 0) return none;
   at::NoGradGuard no_grad;
-  const Tensor labels64 = checks::labels_as_int64(labels);
   const Tensor unseen_rows = seen.index_select(0, labels64).logical_not();
   if (!unseen_rows.any().item<bool>()) return none;
   const Tensor x = features.to(centers.scalar_type());

@@ -1,7 +1,9 @@
 // Output shapes of the two networks.
 #include <torch/torch.h>
 
+#include "data/dataset.h"
 #include "model/net.h"
+#include "train/config.h"
 #include "test_util.h"
 
 using namespace centerloss::trainer;
@@ -49,4 +51,17 @@ TEST(Model, LeNetsPPHasThePapersLayers) {
 
 TEST(Model, BadArchNameIsAnError) {
   expect_error([] { parse_arch("resnet"); }, "--arch");
+}
+
+TEST(EnumNames, EveryNameParsesBackToItsValue) {
+  for (const auto& e : kArchNames) EXPECT_EQ(arch_name(parse_arch(e.name)), arch_name(e.value));
+  for (const auto& e : kReductionNames) EXPECT_EQ(parse_reduction(reduction_name(e.value)), e.value);
+  for (const auto& e : kUpdateNames) EXPECT_EQ(parse_update(update_name(e.value)), e.value);
+  for (const auto& e : kInitNames) EXPECT_EQ(parse_init(init_name(e.value)), e.value);
+  for (const auto& e : kSplitNames) EXPECT_EQ(parse_split(e.name), e.value);
+  EXPECT_EQ(arch_name(Arch::LeNetsPP), "lenets++");  // the first name is the one written out
+  EXPECT_EQ(parse_arch("lenetspp"), Arch::LeNetsPP);
+  expect_error<std::invalid_argument>([] { parse_init("ones"); },
+                                      "--init: expected one of zeros, normal, xavier, first-sight, got 'ones'");
+  expect_error<std::invalid_argument>([] { parse_split("dev"); }, "--split");
 }

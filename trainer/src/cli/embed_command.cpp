@@ -20,7 +20,7 @@ void add_embed_command(CLI::App& app) {
   cmd->add_option("--run", o->run, "run folder (with checkpoint.pt)")->required();
   cmd->add_option("--out", o->out, "output file, e.g. features.pt")->required();
   cmd->add_option("--data", o->data, "data directory (default: the run's)");
-  cmd->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
+  cmd->add_option("--split", o->split, "test or train")->check(CLI::IsMember(enum_names(kSplitNames)))->capture_default_str();
   auto* classes = cmd->add_option("--classes", o->classes, "only these class ids (default: every class)");
   auto* holdout = cmd->add_option("--holdout", o->holdout, "every class except these")->excludes(classes);
   cmd->add_flag("--trained-only", o->trained_only, "only the classes the run was trained on")
@@ -32,7 +32,7 @@ void add_embed_command(CLI::App& app) {
     const std::string data = o->data.empty() ? state.config.data_dir : o->data;
     const std::vector<int64_t> keep =
         o->trained_only ? state.config.classes : resolve_classes(data, o->classes, o->holdout);
-    const Dataset dataset = load_split(data, o->split == "test" ? Split::Test : Split::Train, keep);
+    const Dataset dataset = load_split(data, parse_split(o->split), keep);
     const Embedding embedding = embed(state.model, dataset);
     save_embedding(o->out, embedding, state.center_loss->centers(), state.config.classes);
     fmt::print("wrote {}: features {}x{} of the {} split, centers {}x{}\n", o->out, embedding.features.size(0),

@@ -18,14 +18,14 @@ void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "closed-set accuracy of a trained run");
   cmd->add_option("--run", o->run, "run folder (with checkpoint.pt)")->required();
   cmd->add_option("--data", o->data, "data directory (default: the run's)");
-  cmd->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
+  cmd->add_option("--split", o->split, "test or train")->check(CLI::IsMember(enum_names(kSplitNames)))->capture_default_str();
   cmd->add_option("--threads", o->threads, "intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON object instead of text");
   cmd->callback([o] {
     torch::set_num_threads(o->threads);
     TrainState state = load_run(o->run);
     const std::string data = o->data.empty() ? state.config.data_dir : o->data;
-    const Dataset dataset = load_split(data, o->split == "test" ? Split::Test : Split::Train, state.config.classes);
+    const Dataset dataset = load_split(data, parse_split(o->split), state.config.classes);
     const Accuracy acc = closed_set_accuracy(embed(state.model, dataset), state.config.classes);
     if (o->json) {
       fmt::print("{}\n", nlohmann::json{{"run", o->run}, {"split", o->split}, {"accuracy", acc.accuracy},

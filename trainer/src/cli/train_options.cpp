@@ -14,7 +14,7 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   cmd.add_option("--test-limit", c.test_limit, "evaluate on the first N test samples (0: all)")
       ->capture_default_str();
   cmd.add_option("--arch", cli.arch, "network: lenets++ (the paper's) or small")
-      ->check(CLI::IsMember({"lenets++", "small"}))->capture_default_str();
+      ->check(CLI::IsMember(enum_names(kArchNames)))->capture_default_str();
   cmd.add_option("--feature-dim", c.feature_dim, "feature dimension D (2 for pictures)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--epochs", c.epochs, "epochs in total")->check(CLI::PositiveNumber)->capture_default_str();
@@ -30,13 +30,13 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   cmd.add_option("--alpha", c.alpha, "center learning rate of the paper/mean rules, in (0, 1]")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd.add_option("--reduction", cli.reduction, "center loss reduction: mean (authors' code), sum (paper), none")
-      ->check(CLI::IsMember({"mean", "sum", "none"}))->capture_default_str();
+      ->check(CLI::IsMember(enum_names(kReductionNames)))->capture_default_str();
   cmd.add_option("--update", cli.update, "center update rule: paper, mean (IJCV) or gradient (an optimizer)")
-      ->check(CLI::IsMember({"paper", "mean", "gradient"}))->capture_default_str();
+      ->check(CLI::IsMember(enum_names(kUpdateNames)))->capture_default_str();
   cmd.add_option("--margin", c.margin, "generalised center loss margin rho >= 0")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--init", cli.init, "center initialisation: zeros, normal, xavier, first-sight")
-      ->check(CLI::IsMember({"zeros", "normal", "xavier", "first-sight"}))->capture_default_str();
+      ->check(CLI::IsMember(enum_names(kInitNames)))->capture_default_str();
   cmd.add_option("--init-std", c.init_std, "std of --init normal")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--center-lr", c.center_lr, "--update gradient: lr of the centers' SGD (gradient / lambda)")
       ->check(CLI::PositiveNumber)->capture_default_str();

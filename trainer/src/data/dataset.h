@@ -9,12 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "util/enum_names.h"
+
 namespace centerloss::trainer {
 
 // Debian's dataset-fashion-mnist.
 inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnist";
 
 enum class Split { Train, Test };
+inline constexpr EnumNames<Split, 2> kSplitNames{{{Split::Test, "test"}, {Split::Train, "train"}}};
+inline Split parse_split(const std::string& name) { return parse_enum(kSplitNames, name, "--split"); }
 
 struct Dataset {
   torch::Tensor images;  // [N, 1, H, W] uint8 (raw pixels; see normalize_images)

@@ -62,7 +62,7 @@ void run_openset(const OpensetArgs& args) {
   trainer::TrainState state = trainer::load_run(args.run_dir);
   const trainer::TrainConfig& config = state.config;
   const std::string data_dir = args.data_dir.empty() ? config.data_dir : args.data_dir;
-  const auto split = args.split == "test" ? trainer::Split::Test : trainer::Split::Train;
+  const auto split = trainer::parse_split(args.split);
 
   // Held-out classes: given, or every class of the data the run did not train on.
   std::vector<int64_t> heldout;
@@ -185,7 +185,7 @@ void add_openset_command(CLI::App& app) {
   cmd->add_option("--run", args->run_dir, "Run folder holding checkpoint.pt")->required();
   cmd->add_option("--data", args->data_dir, "Data directory (default: the run's)");
   cmd->add_option("--split", args->split, "Data split to evaluate: test | train")
-      ->check(CLI::IsMember({"test", "train"}))
+      ->check(CLI::IsMember(enum_names(kSplitNames)))
       ->capture_default_str();
   cmd->add_option("--holdout", args->holdout,
                   "Held-out class ids, e.g. 7,8,9 (default: every class not trained on)");
@@ -209,7 +209,7 @@ void add_openset_command(CLI::App& app) {
   cmd->add_option("--split-seed", args->split_seed, "Seed of the gallery/probe split")
       ->capture_default_str();
   cmd->add_option("--similarity", args->similarity, "cosine | euclidean")
-      ->check(CLI::IsMember({"cosine", "euclidean"}))
+      ->check(CLI::IsMember(enum_names(eval::kSimilarityNames)))
       ->capture_default_str();
   cmd->add_flag("--normalize", args->normalize, "L2-normalise features first");
   cmd->add_option("--out", args->out, "Metrics JSON (default: RUN/openset.json)");

@@ -6,14 +6,6 @@
 
 namespace centerloss::eval {
 
-Similarity parse_similarity(const std::string& name) {
-  if (name == "cosine") return Similarity::Cosine;
-  if (name == "euclidean") return Similarity::Euclidean;
-  throw std::invalid_argument("similarity must be 'cosine' or 'euclidean', got '" + name + "'");
-}
-
-const char* to_string(Similarity s) { return s == Similarity::Cosine ? "cosine" : "euclidean"; }
-
 torch::Tensor l2_normalize(const torch::Tensor& features) {
   if (features.dim() != 2 || !features.is_floating_point()) {
     throw std::invalid_argument("features must be a 2-D floating tensor [N, D]");

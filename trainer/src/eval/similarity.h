@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eval/pairs.h"
+#include "util/enum_names.h"
 
 namespace centerloss::eval {
 
@@ -15,8 +16,12 @@ enum class Similarity {
   Cosine,     // <a, b> / (|a| |b|); a zero vector gets similarity 0
   Euclidean,  // -|a - b|: higher is more similar, like cosine
 };
-Similarity parse_similarity(const std::string& name);  // "cosine" | "euclidean"
-const char* to_string(Similarity s);
+inline constexpr trainer::EnumNames<Similarity, 2> kSimilarityNames{
+    {{Similarity::Cosine, "cosine"}, {Similarity::Euclidean, "euclidean"}}};
+inline Similarity parse_similarity(const std::string& name) {
+  return trainer::parse_enum(kSimilarityNames, name, "--similarity");
+}
+inline std::string to_string(Similarity s) { return trainer::enum_name(kSimilarityNames, s); }
 
 // Rows divided by their L2 norm (rows of norm 0 stay 0). features: [N, D] floating.
 torch::Tensor l2_normalize(const torch::Tensor& features);

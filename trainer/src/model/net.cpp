@@ -9,14 +9,6 @@
 
 namespace centerloss::trainer {
 
-Arch parse_arch(const std::string& name) {
-  if (name == "lenets++" || name == "lenetspp") return Arch::LeNetsPP;
-  if (name == "small") return Arch::Small;
-  throw std::invalid_argument("--arch: expected 'lenets++' or 'small', got '" + name + "'");
-}
-
-std::string arch_name(Arch arch) { return arch == Arch::LeNetsPP ? "lenets++" : "small"; }
-
 FeatureNetImpl::FeatureNetImpl(const NetConfig& config) : config_(config) {
   if (config.feature_dim < 1 || config.num_classes < 1 || config.image_size < 8) {
     throw std::invalid_argument("FeatureNet: feature_dim and num_classes must be >= 1 and "

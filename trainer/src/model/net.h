@@ -10,14 +10,19 @@
 
 #include <string>
 
+#include "util/enum_names.h"
+
 namespace centerloss::trainer {
 
 enum class Arch {
   LeNetsPP,  // paper: (conv5x5 32, 32) pool (64, 64) pool (128, 128) pool, PReLU, padding 2
   Small      // one conv per stage, 16 / 32 / 64 channels: about 10x cheaper
 };
-Arch parse_arch(const std::string& name);  // "lenets++" or "small"; throws std::invalid_argument
-std::string arch_name(Arch arch);
+// "lenetspp" is accepted for shells that mangle "++".
+inline constexpr EnumNames<Arch, 3> kArchNames{
+    {{Arch::LeNetsPP, "lenets++"}, {Arch::LeNetsPP, "lenetspp"}, {Arch::Small, "small"}}};
+inline Arch parse_arch(const std::string& name) { return parse_enum(kArchNames, name, "--arch"); }
+inline std::string arch_name(Arch arch) { return enum_name(kArchNames, arch); }
 
 struct NetConfig {
   Arch arch = Arch::LeNetsPP;

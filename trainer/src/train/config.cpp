@@ -4,57 +4,6 @@
 
 namespace centerloss::trainer {
 
-Reduction parse_reduction(const std::string& name) {
-  if (name == "none") return Reduction::None;
-  if (name == "mean") return Reduction::Mean;
-  if (name == "sum") return Reduction::Sum;
-  throw std::invalid_argument("--reduction: expected none, mean or sum, got '" + name + "'");
-}
-
-UpdateRule parse_update(const std::string& name) {
-  if (name == "paper") return UpdateRule::Paper;
-  if (name == "mean") return UpdateRule::Mean;
-  if (name == "gradient") return UpdateRule::Gradient;
-  throw std::invalid_argument("--update: expected paper, mean or gradient, got '" + name + "'");
-}
-
-Init parse_init(const std::string& name) {
-  if (name == "zeros") return Init::Zeros;
-  if (name == "normal") return Init::Normal;
-  if (name == "xavier") return Init::Xavier;
-  if (name == "first-sight") return Init::FirstSight;
-  throw std::invalid_argument("--init: expected zeros, normal, xavier or first-sight, got '" +
-                              name + "'");
-}
-
-std::string reduction_name(Reduction reduction) {
-  switch (reduction) {
-    case Reduction::None: return "none";
-    case Reduction::Mean: return "mean";
-    case Reduction::Sum: return "sum";
-  }
-  return "?";
-}
-
-std::string update_name(UpdateRule update) {
-  switch (update) {
-    case UpdateRule::Paper: return "paper";
-    case UpdateRule::Mean: return "mean";
-    case UpdateRule::Gradient: return "gradient";
-  }
-  return "?";
-}
-
-std::string init_name(Init init) {
-  switch (init) {
-    case Init::Zeros: return "zeros";
-    case Init::Normal: return "normal";
-    case Init::Xavier: return "xavier";
-    case Init::FirstSight: return "first-sight";
-  }
-  return "?";
-}
-
 nlohmann::json to_json(const TrainConfig& c) {
   return {{"data_dir", c.data_dir},     {"classes", c.classes},
           {"train_limit", c.train_limit}, {"test_limit", c.test_limit}, {"image_size", c.image_size},

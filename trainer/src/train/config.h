@@ -10,6 +10,7 @@
 #include "centerloss/center_loss.h"
 #include "data/dataset.h"
 #include "model/net.h"
+#include "util/enum_names.h"
 
 namespace centerloss::trainer {
 
@@ -49,13 +50,29 @@ struct TrainConfig {
 nlohmann::json to_json(const TrainConfig& config);
 TrainConfig config_from_json(const nlohmann::json& json);  // throws on missing/invalid fields
 
-// Option parsing helpers (throw std::invalid_argument naming the option).
-Reduction parse_reduction(const std::string& name);  // none | mean | sum
-UpdateRule parse_update(const std::string& name);    // paper | mean | gradient
-Init parse_init(const std::string& name);            // zeros | normal | xavier | first-sight
-std::string reduction_name(Reduction reduction);
-std::string update_name(UpdateRule update);
-std::string init_name(Init init);
+// The option names of the library's enums (CLI, config.json, checkpoints).
+inline constexpr EnumNames<Reduction, 3> kReductionNames{
+    {{Reduction::None, "none"}, {Reduction::Mean, "mean"}, {Reduction::Sum, "sum"}}};
+inline constexpr EnumNames<UpdateRule, 3> kUpdateNames{
+    {{UpdateRule::Paper, "paper"}, {UpdateRule::Mean, "mean"}, {UpdateRule::Gradient, "gradient"}}};
+inline constexpr EnumNames<Init, 4> kInitNames{{{Init::Zeros, "zeros"},
+                                                {Init::Normal, "normal"},
+                                                {Init::Xavier, "xavier"},
+                                                {Init::FirstSight, "first-sight"}}};
+
+// Parsing (throws std::invalid_argument naming the option) and naming, from the tables above.
+inline Reduction parse_reduction(const std::string& name) {
+  return parse_enum(kReductionNames, name, "--reduction");
+}
+inline UpdateRule parse_update(const std::string& name) {
+  return parse_enum(kUpdateNames, name, "--update");
+}
+inline Init parse_init(const std::string& name) { return parse_enum(kInitNames, name, "--init"); }
+inline std::string reduction_name(Reduction reduction) {
+  return enum_name(kReductionNames, reduction);
+}
+inline std::string update_name(UpdateRule update) { return enum_name(kUpdateNames, update); }
+inline std::string init_name(Init init) { return enum_name(kInitNames, init); }
 
 NetConfig net_config(const TrainConfig& config);
 CenterLossOptions center_loss_options(const TrainConfig& config);
