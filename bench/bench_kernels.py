@@ -8,7 +8,8 @@ come from this script. Every variant runs in its own process, because the instru
     .venv/bin/python bench/bench_kernels.py                       # the default sweep below
     .venv/bin/python bench/bench_kernels.py --n 4096 --d 512 --k 1000000 --huge-pages both
 
-Prints one line per (variant, N, D, K): forward, backward and update times, and their sum.
+Prints one line per (variant, N, D, K): forward, backward and update times, their sum, the
+forward + update of the separate ops and the one op the module runs for both (_forward_step_).
 """
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ def worker(args) -> None:
                     "backward": time_us(lambda: ops.backward(one, basis), args.iters),
                     "update": time_us(
                         lambda: ops._step_centers_(c, skipped, x, next_y(), 0.5, 0), args.iters),
+                    # The module's forward and step in one op (one pass where that pays).
+                    "forward_step": time_us(
+                        lambda: ops._forward_step_(x, next_y(), c, skipped, 0.0, 1, 0.5, 0),
+                        args.iters),
                 }
                 rows.append({"N": n, "D": d, "K": k, "isa": ops._cpu_isa(),
                              "threads": args.threads, "huge_pages": args.huge_pages, **parts})
@@ -92,7 +97,9 @@ def main(argv=None) -> int:
     isas = ["default", "baseline"] if args.isa == "both" else [args.isa]
     pages = ["on", "off"] if args.huge_pages == "both" else [args.huge_pages]
     print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'N':>5} {'D':>4} {'K':>8} "
-          f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9}  (us, medians)")
+          f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9} {'fwd+upd':>9} "
+          f"{'one op':>9}  (us, medians; one op = _forward_step_, the module's forward and "
+          f"update)")
     for isa in isas:
         env = dict(os.environ)
         env.pop("CENTERLOSS_CPU_ISA", None)
@@ -111,7 +118,9 @@ def main(argv=None) -> int:
                     total = r["forward"] + r["backward"] + r["update"]
                     print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {r['N']:>5} "
                           f"{r['D']:>4} {r['K']:>8} {r['forward']:9.1f} {r['backward']:9.1f} "
-                          f"{r['update']:9.1f} {total:9.1f}", flush=True)
+                          f"{r['update']:9.1f} {total:9.1f} "
+                          f"{r['forward'] + r['update']:9.1f} {r['forward_step']:9.1f}",
+                          flush=True)
     return 0
 
 

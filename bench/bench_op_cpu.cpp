@@ -60,21 +60,21 @@ void BM_Step(benchmark::State& state) {
 void BM_Kernels(benchmark::State& state) {
   set_threads();
   Batch b = make_batch(state.range(0), state.range(1), state.range(2));
-  static auto forward = c10::Dispatcher::singleton()
-                            .findSchemaOrThrow("centerloss::forward", "")
-                            .typed<std::tuple<at::Tensor, at::Tensor>(
-                                const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
-                                int64_t)>();
+  static auto forward_step =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("centerloss::_forward_step_", "")
+          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                    at::Tensor&, at::Tensor&, double, int64_t,
+                                                    double, int64_t)>();
   static auto backward = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("centerloss::backward", "")
                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
   const at::Tensor one = at::ones({}, at::kFloat);
   at::Tensor skipped = at::zeros({}, at::kLong);
   for (auto _ : state) {  // the ops CenterLoss::forward and its backward run
-    auto [loss, basis] = forward.call(b.features, b.labels, b.centers, 0.0, /*mean*/ 1);
+    auto [loss, basis] = forward_step.call(b.features, b.labels, b.centers, skipped, 0.0,
+                                           /*mean*/ 1, 0.5, /*paper*/ 0);
     at::Tensor grad = backward.call(one, basis);
-    centerloss::detail::step_centers_(b.centers, skipped, b.features, b.labels, 0.5,
-                                      centerloss::UpdateRule::Paper);
     benchmark::DoNotOptimize(grad.data_ptr());
   }
   state.SetBytesProcessed(state.iterations() * moved_bytes(state.range(0), state.range(1)));

@@ -43,6 +43,15 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
 void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                       const at::Tensor& labels, double alpha, int64_t rule);
 
+// The module's training step in one call: forward_cpu on the centers as they are, then the
+// center step of step_centers_cpu (skipped += 1 and centers untouched for a non-finite batch).
+// Same results, bit for bit, as forward_cpu followed by step_centers_cpu; reads the features
+// and each batch class's center once instead of twice. Labels must be in [0, K).
+std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
+                                                    const at::Tensor& labels, at::Tensor& centers,
+                                                    at::Tensor& skipped, double margin,
+                                                    int64_t reduction, double alpha, int64_t rule);
+
 #if defined(CENTERLOSS_WITH_CUDA)
 // As forward_cpu, with the label check fused in: the third tensor ([1] int64 on the device,
 // undefined when N = 0) holds the position of the first label outside [0, K), or -1. When it is

@@ -119,4 +119,43 @@ void step_centers(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& fe
   });
 }
 
+// The module's training step (op _forward_step_): the loss and basis of forward on the centers
+// as they are, then the center step of step_centers (the skip counter counts a non-finite
+// batch). Labels are host-checked first, so a bad label raises before anything changes.
+// FusedKernel does both in one pass (CPU).
+template <auto FusedKernel>
+std::tuple<at::Tensor, at::Tensor> forward_step(const at::Tensor& features, const at::Tensor& labels,
+                                                at::Tensor& centers, at::Tensor& skipped,
+                                                double margin, int64_t reduction, double alpha,
+                                                int64_t rule) {
+  static constexpr const char* op = "centerloss._forward_step_";
+  const at::Tensor labels64 = checks::check_batch(op, features, labels, centers);
+  checks::check_skip_counter(op, skipped, centers);
+  checks::check_margin(op, margin);
+  checks::check_reduction(op, reduction);
+  checks::check_alpha(op, alpha);
+  checks::check_update_rule(op, rule);
+  const c10::DeviceGuard guard(features.device());
+  const at::Tensor x = features.contiguous();
+  return on_contiguous_centers(centers, [&](at::Tensor& work) {
+    return FusedKernel(x, labels64, work, skipped, margin, reduction, alpha, rule);
+  });
+}
+
+// The same op from a backend's separate forward and step kernels (CUDA): the forward's own
+// label check raises before the step runs, and the step needs no sync.
+template <auto ForwardKernel, auto StepKernel>
+std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
+                                                     const at::Tensor& labels, at::Tensor& centers,
+                                                     at::Tensor& skipped, double margin,
+                                                     int64_t reduction, double alpha, int64_t rule) {
+  static constexpr const char* op = "centerloss._forward_step_";
+  checks::check_skip_counter(op, skipped, centers);  // the step's checks before any work
+  checks::check_alpha(op, alpha);
+  checks::check_update_rule(op, rule);
+  auto result = forward<ForwardKernel>(features, labels, centers, margin, reduction);
+  step_centers<StepKernel>(centers, skipped, features, labels, alpha, rule);
+  return result;
+}
+
 }  // namespace centerloss::op_impl

@@ -7,8 +7,11 @@
 //   center_loss(features, labels, centers, margin=0, reduction=1) -> loss      [autograd]
 //   update_centers_(centers!, features, labels, alpha=0.5, rule=0) -> applied (bool, 0-d)
 //   init_centers_first_sight_(centers!, seen!, features, labels) -> initialised (int64, 0-d)
-//   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [module internal:
-//       the center step of CenterLoss.forward; no host sync, verdict counted in `skipped`]
+//   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [internal: a
+//       center step with no host sync, verdict counted in `skipped` (the Keras layer on torch)]
+//   _forward_step_(features, labels, centers!, skipped!, margin, reduction, alpha, rule)
+//       -> (loss, grad_basis)   [internal: forward, then the step of _step_centers_]
+//   _center_loss_step_(same arguments) -> loss   [autograd; CenterLoss.forward in training]
 //   _advise_huge_pages(t) -> bool   [module internal: csrc/memory/huge_pages.h]
 //   _cpu_isa() -> str               [the CPU kernels' instruction set: "avx2" or "baseline"]
 #include <ATen/ATen.h>
@@ -85,6 +88,61 @@ Tensor center_loss_autograd(const Tensor& features, const Tensor& labels, const 
   return CenterLossFunction::apply(features, labels, centers, margin, reduction);
 }
 
+std::tuple<Tensor, Tensor> call_forward_step(const Tensor& features, const Tensor& labels,
+                                             Tensor& centers, Tensor& skipped, double margin,
+                                             int64_t reduction, double alpha, int64_t rule) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::_forward_step_", "")
+                       .typed<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, Tensor&,
+                                                         Tensor&, double, int64_t, double,
+                                                         int64_t)>();
+  return op.call(features, labels, centers, skipped, margin, reduction, alpha, rule);
+}
+
+// The module's training step with autograd (op _center_loss_step_): the loss of center_loss,
+// differentiable in the features, then the paper/mean center step, in one op (one pass over the
+// batch on the CPU). The centers are state moved by the rule, never a differentiable input.
+class CenterLossStepFunction : public torch::autograd::Function<CenterLossStepFunction> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& features,
+                        const Tensor& labels, Tensor centers, Tensor skipped, double margin,
+                        int64_t reduction, double alpha, int64_t rule) {
+    TORCH_CHECK(!centers.requires_grad(), "centerloss._center_loss_step_: centers require grad; "
+                "the paper and mean rules move them in this op (an optimizer moves them only with "
+                "update='gradient', which uses center_loss)");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [loss, grad_basis] =
+        call_forward_step(features, labels, centers, skipped, margin, reduction, alpha, rule);
+    // Below autograd nothing records the in-place writes: bump the version counters so that
+    // autograd still notices if a graph had saved these tensors.
+    centers.unsafeGetTensorImpl()->bump_version();
+    skipped.unsafeGetTensorImpl()->bump_version();
+    ctx->save_for_backward({grad_basis});
+    return loss;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    return {call_backward(grads[0], saved[0]), Tensor(), Tensor(), Tensor(),
+            Tensor(),                          Tensor(), Tensor(), Tensor()};
+  }
+};
+
+Tensor center_loss_step_autograd(const Tensor& features, const Tensor& labels, Tensor& centers,
+                                 Tensor& skipped, double margin, int64_t reduction, double alpha,
+                                 int64_t rule) {
+  return CenterLossStepFunction::apply(features, labels, centers, skipped, margin, reduction,
+                                       alpha, rule);
+}
+
+Tensor center_loss_step_no_autograd(const Tensor& features, const Tensor& labels, Tensor& centers,
+                                    Tensor& skipped, double margin, int64_t reduction,
+                                    double alpha, int64_t rule) {
+  return std::get<0>(
+      call_forward_step(features, labels, centers, skipped, margin, reduction, alpha, rule));
+}
+
 // Below autograd (inference mode, no_grad with plain tensors): just the forward.
 Tensor center_loss_no_autograd(const Tensor& features, const Tensor& labels,
                                const Tensor& centers, double margin, int64_t reduction) {
@@ -153,6 +211,12 @@ void step_centers_meta(Tensor& centers, Tensor& skipped, const Tensor& features,
   checks::check_alpha("centerloss._step_centers_", alpha);
   checks::check_update_rule("centerloss._step_centers_", rule);
 }
+std::tuple<Tensor, Tensor> forward_step_meta(const Tensor& features, const Tensor& labels,
+                                             Tensor& centers, Tensor& skipped, double margin,
+                                             int64_t reduction, double alpha, int64_t rule) {
+  step_centers_meta(centers, skipped, features, labels, alpha, rule);
+  return forward_meta(features, labels, centers, margin, reduction);
+}
 Tensor init_first_sight_meta(Tensor& centers, Tensor&, const Tensor& features,
                              const Tensor& labels) {
   checks::check_batch_layout("centerloss.init_centers_first_sight_", features, labels, centers);
@@ -178,6 +242,12 @@ TORCH_LIBRARY(centerloss, m) {
   m.def(
       "_step_centers_(Tensor(a!) centers, Tensor(b!) skipped, Tensor features, Tensor labels, "
       "float alpha=0.5, int rule=0) -> ()");
+  m.def(
+      "_forward_step_(Tensor features, Tensor labels, Tensor(a!) centers, Tensor(b!) skipped, "
+      "float margin, int reduction, float alpha, int rule) -> (Tensor, Tensor)");
+  m.def(
+      "_center_loss_step_(Tensor features, Tensor labels, Tensor(a!) centers, Tensor(b!) skipped, "
+      "float margin, int reduction, float alpha, int rule) -> Tensor");
   m.def("_advise_huge_pages(Tensor tensor) -> bool");
   m.def("_cpu_isa() -> str", [] { return std::string(kernels::cpu_isa()); });
 }
@@ -187,6 +257,7 @@ TORCH_LIBRARY_IMPL(centerloss, CPU, m) {
   m.impl("backward", &op_impl::backward<kernels::backward_cpu>);
   m.impl("update_centers_", &op_impl::update_centers<kernels::update_centers_cpu>);
   m.impl("_step_centers_", &op_impl::step_centers<kernels::step_centers_cpu>);
+  m.impl("_forward_step_", &op_impl::forward_step<kernels::forward_step_cpu>);
 }
 
 TORCH_LIBRARY_IMPL(centerloss, Meta, m) {
@@ -194,16 +265,21 @@ TORCH_LIBRARY_IMPL(centerloss, Meta, m) {
   m.impl("backward", &backward_meta);
   m.impl("update_centers_", &update_centers_meta);
   m.impl("_step_centers_", &step_centers_meta);
+  m.impl("_forward_step_", &forward_step_meta);
   m.impl("init_centers_first_sight_", &init_first_sight_meta);
 }
 
 TORCH_LIBRARY_IMPL(centerloss, CompositeExplicitAutograd, m) {
   m.impl("center_loss", &center_loss_no_autograd);
+  m.impl("_center_loss_step_", &center_loss_step_no_autograd);
   m.impl("init_centers_first_sight_", &init_first_sight);
   m.impl("_advise_huge_pages", &memory::advise_huge_pages);
 }
 
-TORCH_LIBRARY_IMPL(centerloss, Autograd, m) { m.impl("center_loss", &center_loss_autograd); }
+TORCH_LIBRARY_IMPL(centerloss, Autograd, m) {
+  m.impl("center_loss", &center_loss_autograd);
+  m.impl("_center_loss_step_", &center_loss_step_autograd);
+}
 
 #if !defined(CENTERLOSS_WITH_CUDA)
 namespace {
@@ -223,6 +299,10 @@ Tensor update_no_cuda(Tensor&, const Tensor&, const Tensor&, double, int64_t) {
 void step_no_cuda(Tensor&, Tensor&, const Tensor&, const Tensor&, double, int64_t) {
   no_cuda_kernels();
 }
+std::tuple<Tensor, Tensor> forward_step_no_cuda(const Tensor&, const Tensor&, Tensor&, Tensor&,
+                                                double, int64_t, double, int64_t) {
+  no_cuda_kernels();
+}
 }  // namespace
 
 TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
@@ -230,6 +310,7 @@ TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
   m.impl("backward", &backward_no_cuda);
   m.impl("update_centers_", &update_no_cuda);
   m.impl("_step_centers_", &step_no_cuda);
+  m.impl("_forward_step_", &forward_step_no_cuda);
 }
 #endif
 
@@ -253,6 +334,17 @@ Tensor update_centers_(Tensor& centers, const Tensor& features, const Tensor& la
 }
 
 namespace detail {
+Tensor center_loss_step_(const Tensor& features, const Tensor& labels, Tensor& centers,
+                         Tensor& skipped, double margin, Reduction reduction, double alpha,
+                         UpdateRule rule) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("centerloss::_center_loss_step_", "")
+                       .typed<Tensor(const Tensor&, const Tensor&, Tensor&, Tensor&, double,
+                                     int64_t, double, int64_t)>();
+  return op.call(features, labels, centers, skipped, margin, static_cast<int64_t>(reduction),
+                 alpha, static_cast<int64_t>(rule));
+}
+
 void step_centers_(Tensor& centers, Tensor& skipped, const Tensor& features, const Tensor& labels,
                    double alpha, UpdateRule rule) {
   static auto op = c10::Dispatcher::singleton()

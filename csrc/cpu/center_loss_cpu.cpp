@@ -125,6 +125,19 @@ void prefetch_span(const T* p, int64_t count) {
 
 // ---- forward ----
 
+// Runs fn(std::integral_constant<int64_t, W>) with W = D for D <= 4 (unrolled rows), else 0.
+template <typename Fn>
+void with_small_dim(int64_t dim, Fn&& fn) {
+  switch (dim) {
+    case 1: fn(std::integral_constant<int64_t, 1>{}); break;
+    case 2: fn(std::integral_constant<int64_t, 2>{}); break;
+    case 3: fn(std::integral_constant<int64_t, 3>{}); break;
+    case 4: fn(std::integral_constant<int64_t, 4>{}); break;
+    default: fn(std::integral_constant<int64_t, 0>{}); break;
+  }
+}
+
+
 // Squared distance between a feature row and a center row, with kLanes fixed partial sums
 // combined in a fixed order: the compiler vectorises it, and it stays deterministic.
 template <typename feat_t, typename center_t, typename acc_t>
@@ -212,17 +225,11 @@ void forward_typed(const at::Tensor& features, const at::Tensor& labels, const a
   const acc_t scale = math::reduction_scale<acc_t>(reduction, n);
 
   at::parallel_for(0, n, grain_rows(dim), [&](int64_t begin, int64_t end) {
-    auto run = [&](auto known_dim) {
-      forward_rows<decltype(known_dim)::value, feat_t, center_t, acc_t>(
+    // Small D: per-row overhead dominates, so unroll it (the 2-D plots' case).
+    with_small_dim(dim, [&](auto known_dim) {
+      forward_rows<static_cast<int>(decltype(known_dim)::value), feat_t, center_t, acc_t>(
           x, y, c, dim, rho, scale, loss, basis, begin, end);
-    };
-    switch (dim) {  // small D: per-row overhead dominates, so unroll it (the 2-D plots' case)
-      case 1: run(std::integral_constant<int, 1>{}); break;
-      case 2: run(std::integral_constant<int, 2>{}); break;
-      case 3: run(std::integral_constant<int, 3>{}); break;
-      case 4: run(std::integral_constant<int, 4>{}); break;
-      default: run(std::integral_constant<int, 0>{}); break;
-    }
+    });
   });
 }
 
@@ -307,6 +314,28 @@ ClassGroups group_by_class(const int64_t* y, int64_t n, int64_t num_classes) {
   return g;
 }
 
+// One class group's step on the columns [col0, col0 + width): sums c_j - x_i over the group's
+// rows in batch order (the first row initialises the sums: the same value as adding it to
+// zero, without a memset whose wide stores the following narrow loads cannot forward from),
+// then c_j -= factor * sum. kWidth > 0: the width, known at compile time (D <= 4).
+template <int64_t kWidth, typename feat_t, typename center_t, typename acc_t>
+void step_group_columns(center_t* cj, const typename Io<feat_t>::raw* x, int64_t dim,
+                        const int64_t* rows, int64_t count, int64_t col0, int64_t width,
+                        acc_t factor) {
+  using raw_t = typename Io<feat_t>::raw;
+  if constexpr (kWidth > 0) width = kWidth;
+  acc_t sum[kWidth > 0 ? kWidth : kColumnBlock];
+  const raw_t* x0 = x + rows[0] * dim + col0;
+  for (int64_t k = 0; k < width; ++k) sum[k] = static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(x0[k]);
+  for (int64_t r = 1; r < count; ++r) {
+    const raw_t* xi = x + rows[r] * dim + col0;
+    for (int64_t k = 0; k < width; ++k) sum[k] += static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(xi[k]);
+  }
+  for (int64_t k = 0; k < width; ++k) {
+    cj[k] = static_cast<center_t>(static_cast<acc_t>(cj[k]) - factor * sum[k]);
+  }
+}
+
 template <typename feat_t, typename center_t>
 void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t* y,
                   const ClassGroups& groups, double alpha, int64_t rule) {
@@ -342,70 +371,104 @@ void update_typed(at::Tensor& centers, const at::Tensor& features, const int64_t
   const int64_t ahead = rows_ahead<center_t>(std::min(dim, kColumnBlock));
 
   at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
-    // kWidth > 0: D <= 4, one column block whose width is known at compile time (unrolled rows).
-    auto run = [&](auto known_width) {
+    with_small_dim(dim, [&](auto known_width) {
       constexpr int64_t kWidth = decltype(known_width)::value;
-      acc_t sum[kWidth > 0 ? kWidth : kColumnBlock];
       TaskCursor at(begin, column_blocks);
       TaskCursor at_ahead(std::min(begin + ahead, end), column_blocks);
       for (int64_t t = begin; t < end; ++t, at.next(), at_ahead.next()) {
-        const int64_t g = at.group;
+        const int64_t first = groups.group_start[at.group];
+        const int64_t last = groups.group_start[at.group + 1];
         const int64_t col0 = at.block * kColumnBlock;
-        const int64_t width = kWidth > 0 ? kWidth : std::min(kColumnBlock, dim - col0);
-        const int64_t first = groups.group_start[g];
-        const int64_t last = groups.group_start[g + 1];
         if (t + ahead < end) prefetch_span(center_block(at_ahead), std::min(dim, kColumnBlock));
-        center_t* cj = center_block(at);
-        // The first row initialises the sums: the same value as adding it to zero, without a
-        // memset whose wide stores the following narrow loads cannot forward from.
-        const raw_t* x0 = x + groups.order[first] * dim + col0;
-        for (int64_t k = 0; k < width; ++k) {
-          sum[k] = static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(x0[k]);
-        }
-        for (int64_t r = first + 1; r < last; ++r) {
-          const raw_t* xi = x + groups.order[r] * dim + col0;
-          for (int64_t k = 0; k < width; ++k) {
-            sum[k] += static_cast<acc_t>(cj[k]) - read<feat_t, acc_t>(xi[k]);
-          }
-        }
-        const acc_t factor = math::center_step_factor<acc_t>(last - first, a, rule);
-        for (int64_t k = 0; k < width; ++k) {
-          cj[k] = static_cast<center_t>(static_cast<acc_t>(cj[k]) - factor * sum[k]);
-        }
+        step_group_columns<kWidth, feat_t>(center_block(at), x, dim, groups.order.data() + first,
+                                           last - first, col0, std::min(kColumnBlock, dim - col0),
+                                           math::center_step_factor<acc_t>(last - first, a, rule));
       }
-    };
-    switch (dim) {
-      case 1: run(std::integral_constant<int64_t, 1>{}); break;
-      case 2: run(std::integral_constant<int64_t, 2>{}); break;
-      case 3: run(std::integral_constant<int64_t, 3>{}); break;
-      case 4: run(std::integral_constant<int64_t, 4>{}); break;
-      default: run(std::integral_constant<int64_t, 0>{}); break;
-    }
+    });
   });
 }
 
+// ---- forward and center step in one pass (the module's training step) ----
+
+// Per class group: the forward of each of its rows (the same function and bits as
+// forward_typed), then the group's center step (the same bits as update_typed). A group's rows
+// read its center before the group moves it, and no other task touches that center, so the
+// result equals forward then update; x and the center row are read once instead of twice.
+template <typename feat_t, typename center_t>
+void forward_step_typed(const at::Tensor& features, const int64_t* y, const ClassGroups& groups,
+                        at::Tensor& centers, double margin, int64_t reduction, double alpha,
+                        int64_t rule, at::Tensor& losses, at::Tensor& grad_basis) {
+  using fwd_acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
+                                       double, float>;
+  using step_acc_t = std::conditional_t<std::is_same_v<center_t, double>, double, float>;
+  const int64_t n = features.size(0);
+  const int64_t dim = features.size(1);
+  const auto* x = raw_ptr<feat_t>(features);
+  center_t* c = centers.mutable_data_ptr<center_t>();
+  fwd_acc_t* loss = losses.mutable_data_ptr<fwd_acc_t>();
+  auto* basis = raw_mut_ptr<feat_t>(grad_basis);
+  const fwd_acc_t rho = static_cast<fwd_acc_t>(margin);
+  const fwd_acc_t scale = math::reduction_scale<fwd_acc_t>(reduction, n);
+  const step_acc_t a = static_cast<step_acc_t>(alpha);
+  const int64_t num_groups = static_cast<int64_t>(groups.group_start.size()) - 1;
+  const int64_t rows_per_group = std::max<int64_t>(1, n / num_groups);
+  const int64_t grain = std::max<int64_t>(1, kWorkPerTask / (2 * rows_per_group * dim));
+  auto center_of = [&](int64_t g) { return c + y[groups.order[groups.group_start[g]]] * dim; };
+  const int64_t ahead = rows_ahead<center_t>(dim);
+
+  at::parallel_for(0, num_groups, grain, [&](int64_t begin, int64_t end) {
+    with_small_dim(dim, [&](auto known_dim) {
+      constexpr int64_t kDim = decltype(known_dim)::value;
+      for (int64_t g = begin; g < end; ++g) {
+        if (g + ahead < end) prefetch_span(center_of(g + ahead), dim);
+        const int64_t first = groups.group_start[g];
+        const int64_t last = groups.group_start[g + 1];
+        const int64_t* rows = groups.order.data() + first;
+        for (int64_t r = 0; r < last - first; ++r) {
+          forward_rows<static_cast<int>(kDim), feat_t, center_t, fwd_acc_t>(
+              x, y, c, dim, rho, scale, loss, basis, rows[r], rows[r] + 1);
+        }
+        center_t* cj = center_of(g);
+        const step_acc_t factor = math::center_step_factor<step_acc_t>(last - first, a, rule);
+        for (int64_t col0 = 0; col0 < dim; col0 += kColumnBlock) {
+          step_group_columns<kDim, feat_t>(cj + col0, x, dim, rows, last - first, col0,
+                                           std::min(kColumnBlock, dim - col0), factor);
+        }
+      }
+    });
+  });
+}
+
+// The loss of forward_cpu from its per-sample losses: a fixed-order sum, scaled.
+at::Tensor reduce_losses(const at::Tensor& losses, int64_t reduction) {
+  if (reduction == static_cast<int64_t>(Reduction::None)) return losses;
+  const int64_t n = losses.size(0);
+  at::Tensor total = at::empty({}, losses.options());
+  AT_DISPATCH_FLOATING_TYPES(losses.scalar_type(), "centerloss_reduce_cpu", [&] {
+    const scalar_t sum = fixed_order_sum(losses.const_data_ptr<scalar_t>(), n);
+    *total.mutable_data_ptr<scalar_t>() = sum * math::reduction_scale<scalar_t>(reduction, n);
+  });
+  return total;
+}
+
+std::tuple<at::Tensor, at::Tensor> empty_forward_outputs(const at::Tensor& features,
+                                                         const at::Tensor& centers) {
+  const bool wide = features.scalar_type() == at::kDouble || centers.scalar_type() == at::kDouble;
+  return {at::empty({features.size(0)}, features.options().dtype(wide ? at::kDouble : at::kFloat)),
+          at::empty_like(features, at::MemoryFormat::Contiguous)};
+}
 
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const at::Tensor& labels,
                                                const at::Tensor& centers, double margin,
                                                int64_t reduction) {
-  const bool wide = features.scalar_type() == at::kDouble || centers.scalar_type() == at::kDouble;
-  const auto acc_type = wide ? at::kDouble : at::kFloat;
-  const int64_t n = features.size(0);
-  at::Tensor losses = at::empty({n}, features.options().dtype(acc_type));
-  at::Tensor grad_basis = at::empty_like(features, at::MemoryFormat::Contiguous);
+  auto [losses, grad_basis] = empty_forward_outputs(features, centers);
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_cpu", [&] {
     forward_typed<feat_t, center_t>(features, labels, centers, margin, reduction, losses,
                                     grad_basis);
   });
-  if (reduction == static_cast<int64_t>(Reduction::None)) return {losses, grad_basis};
-  at::Tensor total = at::empty({}, losses.options());
-  AT_DISPATCH_FLOATING_TYPES(acc_type, "centerloss_reduce_cpu", [&] {
-    const scalar_t sum = fixed_order_sum(losses.const_data_ptr<scalar_t>(), n);
-    *total.mutable_data_ptr<scalar_t>() = sum * math::reduction_scale<scalar_t>(reduction, n);
-  });
-  return {total, grad_basis};
+  return {reduce_losses(losses, reduction), grad_basis};
 }
 
 at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
@@ -441,17 +504,22 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
   return grad;
 }
 
-bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
-                        double alpha, int64_t rule) {
-  const int64_t n = features.size(0);
-  const int64_t dim = features.size(1);
-  if (n == 0) return true;
+namespace {
+bool features_finite(const at::Tensor& features) {
   bool finite = true;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(),
                                   "centerloss_finite_cpu", [&] {
-    finite = all_finite<scalar_t>(raw_ptr<scalar_t>(features), n * dim);
+    finite = all_finite<scalar_t>(raw_ptr<scalar_t>(features), features.numel());
   });
-  if (!finite) return false;
+  return finite;
+}
+}  // namespace
+
+bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
+                        double alpha, int64_t rule) {
+  const int64_t n = features.size(0);
+  if (n == 0) return true;
+  if (!features_finite(features)) return false;
   const int64_t* y = labels.const_data_ptr<int64_t>();
   const ClassGroups groups = group_by_class(y, n, centers.size(0));
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cpu", [&] {
@@ -465,6 +533,49 @@ void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor
   const bool in_range = checks::first_bad_label_position(labels, centers.size(0)) < 0;
   const bool applied = in_range && update_centers_cpu(centers, features, labels, alpha, rule);
   if (!applied) *skipped.mutable_data_ptr<int64_t>() += 1;
+}
+
+namespace {
+// Whether the one-pass step beats forward then step (bench/bench_kernels.py --fused, 2-core
+// EPYC, 2026-11-29): it reads x and the center rows once and runs one parallel region instead
+// of three, but visits the rows in class order. That wins while x stays in cache (N = D = 512:
+// 1.2x) or when the center rows come from DRAM anyway (K = 10^6, N = 4096, D = 512: 1.3x);
+// it loses when x streams from DRAM in class order next to a cached table (N = 4096, D = 512,
+// K = 1000: 0.75-0.9x), and at D <= 4, where the per-row work is too small (0.7-0.9x).
+bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers) {
+  constexpr int64_t kCachedFeatures = int64_t(4) << 20;  // bytes of x that stay in L2/L3
+  constexpr int64_t kDramTable = int64_t(64) << 20;      // bytes of a table read from DRAM
+  if (features.size(1) <= 4) return false;
+  const int64_t x_bytes = features.numel() * features.element_size();
+  const int64_t table_bytes = centers.numel() * centers.element_size();
+  return x_bytes <= kCachedFeatures || table_bytes >= kDramTable;
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
+                                                    const at::Tensor& labels, at::Tensor& centers,
+                                                    at::Tensor& skipped, double margin,
+                                                    int64_t reduction, double alpha, int64_t rule) {
+  const int64_t n = features.size(0);
+  if (!one_pass_pays(features, centers)) {
+    auto result = forward_cpu(features, labels, centers, margin, reduction);
+    step_centers_cpu(centers, skipped, features, labels, alpha, rule);
+    return result;
+  }
+  if (n == 0 || !features_finite(features)) {
+    // Nothing to move: the plain forward (a non-finite batch shows in the loss, spec section 3).
+    auto result = forward_cpu(features, labels, centers, margin, reduction);
+    if (n > 0) *skipped.mutable_data_ptr<int64_t>() += 1;
+    return result;
+  }
+  auto [losses, grad_basis] = empty_forward_outputs(features, centers);
+  const int64_t* y = labels.const_data_ptr<int64_t>();
+  const ClassGroups groups = group_by_class(y, n, centers.size(0));
+  CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_step_cpu", [&] {
+    forward_step_typed<feat_t, center_t>(features, y, groups, centers, margin, reduction, alpha,
+                                         rule, losses, grad_basis);
+  });
+  return {reduce_losses(losses, reduction), grad_basis};
 }
 
 }  // namespace centerloss::kernels::CENTERLOSS_CPU_ISA

@@ -23,6 +23,9 @@
                           const at::Tensor& labels, double alpha, int64_t rule);              \
   void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features, \
                         const at::Tensor& labels, double alpha, int64_t rule);                \
+  std::tuple<at::Tensor, at::Tensor> forward_step_cpu(                                        \
+      const at::Tensor& features, const at::Tensor& labels, at::Tensor& centers,              \
+      at::Tensor& skipped, double margin, int64_t reduction, double alpha, int64_t rule);     \
   }
 
 CENTERLOSS_DECLARE_CPU_KERNELS(baseline)

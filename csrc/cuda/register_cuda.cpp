@@ -12,6 +12,8 @@ TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
   m.impl("_step_centers_", &op_impl::step_centers<kernels::step_centers_cuda>);
   m.impl("backward", &op_impl::backward<kernels::backward_cuda>);
   m.impl("update_centers_", &op_impl::update_centers<kernels::update_centers_cuda>);
+  m.impl("_forward_step_",
+         &op_impl::forward_then_step<kernels::forward_cuda, kernels::step_centers_cuda>);
 }
 
 }  // namespace centerloss

@@ -91,15 +91,14 @@ at::Tensor CenterLossImpl::forward(const at::Tensor& features, const at::Tensor&
   if (seen_.defined() && is_training()) {
     init_centers_first_sight_(centers_, seen_, features.detach(), labels);
   }
-  at::Tensor loss = center_loss(features, labels, centers_, options.margin(), options.reduction());
   if (is_training() && options.update_in_forward() && options.update() != UpdateRule::Gradient) {
-    // The forward has just checked these labels, so the step needs no error check of its own
-    // (on CUDA: no second label-check kernel and sync); a bad batch is counted on the device.
-    torch::NoGradGuard no_grad;
-    detail::step_centers_(centers_, skipped_updates_, features.detach(), labels, options.alpha(),
-                          options.update());
+    // Loss and step in one op: the labels are checked once, the step needs no sync on CUDA and
+    // a bad batch is counted on the device.
+    return detail::center_loss_step_(features, labels, centers_, skipped_updates_,
+                                     options.margin(), options.reduction(), options.alpha(),
+                                     options.update());
   }
-  return loss;
+  return center_loss(features, labels, centers_, options.margin(), options.reduction());
 }
 
 at::Tensor CenterLossImpl::step_centers(const at::Tensor& features, const at::Tensor& labels) {

@@ -299,6 +299,27 @@ def test_module_step_matches_update_centers_and_guards_on_the_device():
         assert skipped.item() == 3
 
 
+def test_one_op_step_gives_the_two_ops_bits_on_the_device():
+    ops = torch.ops.centerloss
+    for (n, d, k), dtype in itertools.product(SHAPES, [torch.float32, torch.bfloat16]):
+        features, labels, centers = make_case(n, d, k, dtype, 5 * n + d)
+        features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+        c1, c2 = centers.clone(), centers.clone()
+        s1 = torch.zeros((), dtype=torch.long, device=CUDA)
+        s2 = torch.zeros((), dtype=torch.long, device=CUDA)
+        loss1, basis1 = ops.forward(features, labels, c1, 0.5, 1)
+        ops._step_centers_(c1, s1, features, labels, 0.3, 0)
+        loss2, basis2 = ops._forward_step_(features, labels, c2, s2, 0.5, 1, 0.3, 0)
+        case = f"N={n} D={d} K={k} {dtype}"
+        assert torch.equal(loss1, loss2) and torch.equal(basis1, basis2), case
+        assert torch.equal(c1, c2) and s2.item() == 0, case
+        x = features.clone().requires_grad_(True)
+        c3 = centers.clone()
+        loss3 = ops._center_loss_step_(x, labels, c3, s2, 0.5, 1, 0.3, 0)
+        (grad,) = torch.autograd.grad(loss3, x)
+        assert torch.equal(loss3, loss1) and torch.equal(grad, basis1) and torch.equal(c3, c1), case
+
+
 def test_module_with_bad_labels_raises_in_forward_and_changes_nothing():
     module = centerloss.CenterLoss(10, 6, init="normal").to(CUDA)
     state = {k: v.clone() for k, v in module.state_dict().items()}

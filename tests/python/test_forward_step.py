@@ -1,0 +1,135 @@
+"""The module's training step in one op (_forward_step_, and _center_loss_step_ with autograd)
+on the CPU: the same bits as the forward op followed by the step op, for every dtype, margin,
+reduction and rule, on both sides of the kernel's choice between one pass and two (D <= 4, x
+larger than 4 MiB with a small table, a table of 64 MiB or more), and the same guards.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import centerloss
+import reference
+
+ops = torch.ops.centerloss
+
+# (N, D, K): one pass (small x), two passes (D <= 4; x of 8 MiB with a small table), one pass
+# for an x above 4 MiB once the table reaches 64 MiB (2^20 rows of 16 floats).
+SHAPES = [(1, 5, 1), (300, 17, 1000), (513, 128, 10), (256, 2, 10), (4096, 512, 100),
+          (70000, 16, 1 << 20)]
+DTYPES = [(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
+          (torch.float16, torch.float32), (torch.float64, torch.float64),
+          (torch.float32, torch.float64)]
+
+
+def two_ops(features, labels, centers, skipped, margin, reduction, alpha, rule):
+    loss, basis = ops.forward(features, labels, centers, margin, reduction)
+    ops._step_centers_(centers, skipped, features, labels, alpha, rule)
+    return loss, basis
+
+
+@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("dtype,centers_dtype", DTYPES)
+def test_one_op_gives_the_two_ops_bits(n, d, k, dtype, centers_dtype):
+    if k == 1 << 20 and dtype != torch.float32:
+        pytest.skip("the 64 MiB table once is enough")
+    features, labels, centers = reference.make_case(n, d, k, dtype, 7 * n + d, centers_dtype)
+    for margin, reduction, rule in [(0.0, 1, 0), (0.5, 0, 1), (2.0, 2, 0)]:
+        c1, c2 = centers.clone(), centers.clone()
+        s1, s2 = torch.zeros((), dtype=torch.long), torch.zeros((), dtype=torch.long)
+        loss1, basis1 = two_ops(features, labels, c1, s1, margin, reduction, 0.3, rule)
+        loss2, basis2 = ops._forward_step_(features, labels, c2, s2, margin, reduction, 0.3, rule)
+        assert torch.equal(loss1, loss2), (margin, reduction, rule)
+        assert torch.equal(basis1, basis2), (margin, reduction, rule)
+        assert torch.equal(c1, c2), (margin, reduction, rule)
+        assert int(s2) == 0 and not torch.equal(c2, centers)
+
+
+def test_same_bits_for_one_and_two_threads():
+    features, labels, centers = reference.make_case(700, 64, 50, torch.float32, 3)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            c = centers.clone()
+            loss, basis = ops._forward_step_(features, labels, c, torch.zeros((), dtype=torch.long),
+                                             0.0, 1, 0.5, 0)
+            results.append((loss, basis, c))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("d", [2, 32])
+def test_non_finite_batch_shows_in_the_loss_and_moves_nothing(d):
+    features, labels, centers = reference.make_case(64, d, 10, torch.float32, 5)
+    features[17, 1] = float("nan")
+    before = centers.clone()
+    skipped = torch.tensor([3])
+    loss, basis = ops._forward_step_(features, labels, centers, skipped, 0.0, 1, 0.5, 0)
+    assert torch.isnan(loss) and torch.isnan(basis[17, 1])
+    assert torch.equal(centers, before) and int(skipped) == 4
+
+
+@pytest.mark.parametrize("d", [2, 32])
+def test_bad_label_raises_and_changes_nothing(d):
+    features, labels, centers = reference.make_case(64, d, 10, torch.float32, 5)
+    labels[40] = 10
+    before = centers.clone()
+    skipped = torch.zeros((), dtype=torch.long)
+    with pytest.raises(RuntimeError, match="found label 10 at position 40"):
+        ops._forward_step_(features, labels, centers, skipped, 0.0, 1, 0.5, 0)
+    with pytest.raises(RuntimeError, match="found label 10 at position 40"):
+        ops._center_loss_step_(features, labels, centers, skipped, 0.0, 1, 0.5, 0)
+    assert torch.equal(centers, before) and int(skipped) == 0
+
+
+def test_strided_centers_and_int32_labels():
+    features, labels, centers = reference.make_case(200, 24, 30, torch.float32, 9)
+    wide = torch.zeros(30, 48)
+    wide[:, ::2] = centers
+    strided = wide[:, ::2]
+    c1 = centers.clone()
+    two_ops(features, labels, c1, torch.zeros((), dtype=torch.long), 0.0, 1, 0.5, 0)
+    ops._forward_step_(features, labels.int(), strided, torch.zeros((), dtype=torch.long),
+                       0.0, 1, 0.5, 0)
+    assert torch.equal(strided, c1)
+    assert torch.equal(wide[:, 1::2], torch.zeros(30, 24))  # the gaps are not written
+
+
+def test_autograd_gradient_is_center_loss_gradient():
+    features, labels, centers = reference.make_case(128, 40, 12, torch.float32, 13)
+    x1 = features.clone().requires_grad_(True)
+    x2 = features.clone().requires_grad_(True)
+    c1 = centers.clone()
+    loss1 = centerloss.center_loss(x1, labels, c1, 0.5, "sum")
+    (g1,) = torch.autograd.grad(loss1 * 3.0, x1)
+    skipped = torch.zeros((), dtype=torch.long)
+    version = c1._version
+    loss2 = ops._center_loss_step_(x2, labels, c1, skipped, 0.5, 2, 0.5, 0)
+    assert c1._version > version  # the in-place step is visible to autograd
+    (g2,) = torch.autograd.grad(loss2 * 3.0, x2)
+    assert torch.equal(loss1, loss2) and torch.equal(g1, g2)
+    expected = centers.clone()
+    centerloss.update_centers_(expected, features, labels, 0.5, "paper")
+    assert torch.equal(c1, expected)
+
+
+def test_centers_that_require_grad_are_refused():
+    features, labels, centers = reference.make_case(8, 3, 4, torch.float32, 1)
+    centers.requires_grad_(True)
+    with pytest.raises(RuntimeError, match="centers require grad"):
+        ops._center_loss_step_(features.requires_grad_(True), labels, centers,
+                               torch.zeros((), dtype=torch.long), 0.0, 1, 0.5, 0)
+
+
+def test_meta_tensors_give_shapes_only():
+    x = torch.empty(6, 4, device="meta", dtype=torch.bfloat16)
+    y = torch.empty(6, dtype=torch.long, device="meta")
+    c = torch.empty(9, 4, device="meta")
+    s = torch.empty((), dtype=torch.long, device="meta")
+    loss, basis = ops._forward_step_(x, y, c, s, 0.0, 0, 0.5, 0)
+    assert loss.shape == (6,) and loss.dtype == torch.float32
+    assert basis.shape == (6, 4) and basis.dtype == torch.bfloat16
