@@ -293,6 +293,7 @@ ClassGroups group_by_class(const int64_t* y, int64_t n, int64_t num_classes) {
   std::vector<Slot> table(mask + 1);
   std::vector<int64_t> group_of(n);
   std::vector<int64_t> count;
+  count.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
     uint64_t h = (static_cast<uint64_t>(y[i]) * 0x9E3779B97F4A7C15ull) >> shift;  // Fibonacci
     while (table[h].label != y[i] && table[h].label != -1) h = (h + 1) & mask;
@@ -319,7 +320,7 @@ ClassGroups group_by_class(const int64_t* y, int64_t n, int64_t num_classes) {
 // zero, without a memset whose wide stores the following narrow loads cannot forward from),
 // then c_j -= factor * sum. kWidth > 0: the width, known at compile time (D <= 4).
 template <int64_t kWidth, typename feat_t, typename center_t, typename acc_t>
-void step_group_columns(center_t* cj, const typename Io<feat_t>::raw* x, int64_t dim,
+C10_ALWAYS_INLINE void step_group_columns(center_t* cj, const typename Io<feat_t>::raw* x, int64_t dim,
                         const int64_t* rows, int64_t count, int64_t col0, int64_t width,
                         acc_t factor) {
   using raw_t = typename Io<feat_t>::raw;
