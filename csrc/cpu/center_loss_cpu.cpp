@@ -537,14 +537,17 @@ void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor
 }
 
 namespace {
-// Whether the one-pass step beats forward then step (bench/bench_kernels.py --fused, 2-core
-// EPYC, 2026-11-29): it reads x and the center rows once and runs one parallel region instead
-// of three, but visits the rows in class order. That wins while x stays in cache (N = D = 512:
-// 1.2x) or when the center rows come from DRAM anyway (K = 10^6, N = 4096, D = 512: 1.3x);
-// it loses when x streams from DRAM in class order next to a cached table (N = 4096, D = 512,
-// K = 1000: 0.75-0.9x), and at D <= 4, where the per-row work is too small (0.7-0.9x).
+// Whether the one-pass step beats forward then step (`bench/bench_kernels.py`, columns "two
+// ops" and "one op", timed alternately; 2-core EPYC, 2 threads, 2026-11-29). It reads x and the
+// center rows once and runs one parallel region instead of three, but visits the rows in class
+// order. That wins while x stays in the L2 cache (N = D = 512: 1.2x; N = 512, D = 128: 1.25x)
+// and when the center rows come from DRAM anyway (K = 10^6, N = 4096: 1.1-1.2x); it loses
+// when x does not fit next to a cached table (N = 4096, D = 128, K = 1000: 0.86x), at D <= 4,
+// where the per-row work is too small, and with few classes per batch (below).
+constexpr int64_t kMinGroupsPerThread = 8;  // batch classes per thread for the one pass
+
 bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers) {
-  constexpr int64_t kCachedFeatures = int64_t(4) << 20;  // bytes of x that stay in L2/L3
+  constexpr int64_t kCachedFeatures = int64_t(1) << 20;  // bytes of x that stay in L2
   constexpr int64_t kDramTable = int64_t(64) << 20;      // bytes of a table read from DRAM
   if (features.size(1) <= 4) return false;
   const int64_t x_bytes = features.numel() * features.element_size();
@@ -569,9 +572,20 @@ std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
     if (n > 0) *skipped.mutable_data_ptr<int64_t>() += 1;
     return result;
   }
-  auto [losses, grad_basis] = empty_forward_outputs(features, centers);
   const int64_t* y = labels.const_data_ptr<int64_t>();
   const ClassGroups groups = group_by_class(y, n, centers.size(0));
+  // One task per class: with few classes in the batch (K = 10) the threads get uneven shares,
+  // while the separate update also splits the columns. Then: forward, and the update on these
+  // groups (finite already checked).
+  const int64_t num_groups = static_cast<int64_t>(groups.group_start.size()) - 1;
+  if (num_groups < kMinGroupsPerThread * at::get_num_threads()) {
+    auto result = forward_cpu(features, labels, centers, margin, reduction);
+    CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cpu", [&] {
+      update_typed<feat_t, center_t>(centers, features, y, groups, alpha, rule);
+    });
+    return result;
+  }
+  auto [losses, grad_basis] = empty_forward_outputs(features, centers);
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_step_cpu", [&] {
     forward_step_typed<feat_t, center_t>(features, y, groups, centers, margin, reduction, alpha,
                                          rule, losses, grad_basis);

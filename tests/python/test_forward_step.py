@@ -1,7 +1,8 @@
 """The module's training step in one op (_forward_step_, and _center_loss_step_ with autograd)
 on the CPU: the same bits as the forward op followed by the step op, for every dtype, margin,
-reduction and rule, on both sides of the kernel's choice between one pass and two (D <= 4, x
-larger than 4 MiB with a small table, a table of 64 MiB or more), and the same guards.
+reduction and rule, on every side of the kernel's choice between one pass and two (D <= 4, x
+larger than 1 MiB with a small table, a table of 64 MiB or more, few classes per thread), for 1
+and 2 threads, and the same guards.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import reference
 
 ops = torch.ops.centerloss
 
-# (N, D, K): one pass (small x), two passes (D <= 4; x of 8 MiB with a small table), one pass
-# for an x above 4 MiB once the table reaches 64 MiB (2^20 rows of 16 floats).
-SHAPES = [(1, 5, 1), (300, 17, 1000), (513, 128, 10), (256, 2, 10), (4096, 512, 100),
-          (70000, 16, 1 << 20)]
+# (N, D, K): one pass (small x, many classes per batch), forward then update on the same class
+# groups (fewer than 8 classes per thread: N = 1, K = 10), two passes (D <= 4; x of 8 MiB with a
+# small table), one pass for an x above 1 MiB once the table reaches 64 MiB (2^20 rows of 16).
+SHAPES = [(1, 5, 1), (300, 17, 1000), (513, 128, 10), (513, 128, 1000), (256, 2, 10),
+          (4096, 512, 100), (20000, 16, 1 << 20)]
 DTYPES = [(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
           (torch.float16, torch.float32), (torch.float64, torch.float64),
           (torch.float32, torch.float64)]
