@@ -8,7 +8,7 @@
 //   update_centers_(centers!, features, labels, alpha=0.5, rule=0) -> applied (bool, 0-d)
 //   init_centers_first_sight_(centers!, seen!, features, labels) -> initialised (int64, 0-d)
 //   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [internal: a
-//       center step with no host sync, verdict counted in `skipped` (the Keras layer on torch)]
+//       center step with no host sync, verdict counted in `skipped`]
 //   _forward_step_(features, labels, centers!, skipped!, margin, reduction, alpha, rule)
 //       -> (loss, grad_basis)   [internal: forward, then the step of _step_centers_]
 //   _center_loss_step_(same arguments) -> loss   [autograd; CenterLoss.forward in training]

@@ -137,18 +137,20 @@ class CenterLoss(keras.layers.Layer):
         # outside [0, K) before it changes anything.
         if training and self.init == "first_sight":
             torch_functional.init_centers_first_sight_(centers, self.seen.value, features, labels)
-        loss = torch_functional.center_loss(features, labels, centers, self.margin, self.reduction)
-        if self._moves_in_forward(training):
-            # As centerloss.CenterLoss does: the loss has just checked the labels, so the step
-            # skips its own check (a sync on CUDA) and counts a non-finite batch on the device.
-            # The op's counter is int64; the saved weight stays int32.
-            skipped = torch.zeros((), dtype=torch.int64, device=centers.device)
-            with torch.no_grad():
-                torch.ops.centerloss._step_centers_(
-                    centers, skipped, features.detach(), labels, self.alpha,
-                    torch_functional._rule_code(self.update),
-                )
-            self.skipped_updates.assign_add(ops.cast(skipped, "int32"))
+        if not self._moves_in_forward(training):
+            return torch_functional.center_loss(
+                features, labels, centers, self.margin, self.reduction
+            )
+        # As centerloss.CenterLoss does: loss and step in one op (labels checked once, no sync
+        # on CUDA, a non-finite batch counted on the device). The op's counter is int64; the
+        # saved weight stays int32.
+        skipped = torch.zeros((), dtype=torch.int64, device=centers.device)
+        loss = torch.ops.centerloss._center_loss_step_(
+            features, labels, centers, skipped, self.margin,
+            torch_functional._reduction_code(self.reduction), self.alpha,
+            torch_functional._rule_code(self.update),
+        )
+        self.skipped_updates.assign_add(ops.cast(skipped, "int32"))
         return loss
 
     def compute_output_spec(self, inputs, training=False):
