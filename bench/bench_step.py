@@ -194,7 +194,9 @@ def time_interleaved(fns, target_s, rounds, min_iters, max_iters, warmup):
 
 
 def gpu_kernel_seconds(fn, device, steps=20):
-    """GPU time per step: the sum of the kernels' (and memcpys') durations, from the profiler."""
+    """GPU time per step: the sum of the kernels' (and memcpys') durations, from the profiler,
+    and what makes it up: {"device_ops_per_step", "top_us": [[name, us per step], ...]}."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     sync(device)
@@ -206,7 +208,14 @@ def gpu_kernel_seconds(fn, device, steps=20):
     for evt in prof.key_averages():
         total_us += getattr(evt, "self_device_time_total", None) or getattr(
             evt, "self_cuda_time_total", 0.0)
-    return total_us * 1e-6 / steps
+    by_name, ops = {}, 0
+    for evt in prof.events():
+        if evt.device_type == DeviceType.CUDA:
+            by_name[evt.name] = by_name.get(evt.name, 0.0) + evt.time_range.elapsed_us() / steps
+            ops += 1
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:12]
+    return total_us * 1e-6 / steps, {"device_ops_per_step": ops / steps,
+                                     "top_us": [[name[:120], us] for name, us in top]}
 
 
 # ---------------------------------------------------------------- one configuration
@@ -331,8 +340,14 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
         result["iterations"][name] = iters
         if device.type == "cuda" and (n, d) in args.kernel_time_at:
             try:
-                result["kernel_seconds"][name] = gpu_kernel_seconds(lambda: step(x, labels(), c),
-                                                                    device)
+                secs, parts = gpu_kernel_seconds(lambda: step(x, labels(), c), device)
+                result["kernel_seconds"][name] = secs
+                result.setdefault("kernel_profile", {})[name] = parts
+                if name == "op":
+                    print(f"  op at N={n} D={d} K={k}: {parts['device_ops_per_step']:.1f} device "
+                          f"ops per step, {secs * 1e6:.1f} us of GPU time", flush=True)
+                    for kernel, us in parts["top_us"]:
+                        print(f"    {us:7.2f} us  {kernel}", flush=True)
             except Exception as err:  # the profiler is optional: record why it was not used
                 result["kernel_seconds"][name] = None
                 result.setdefault("notes", []).append(f"profiler failed for {name}: {err}")
