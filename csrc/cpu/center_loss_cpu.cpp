@@ -539,11 +539,12 @@ void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor
 namespace {
 // Whether the one-pass step beats forward then step (`bench/bench_kernels.py`, columns "two
 // ops" and "one op", timed alternately; 2-core EPYC, 2 threads, 2026-11-29). It reads x and the
-// center rows once and runs one parallel region instead of three, but visits the rows in class
-// order. That wins while x stays in the L2 cache (N = D = 512: 1.2x; N = 512, D = 128: 1.25x)
-// and when the center rows come from DRAM anyway (K = 10^6, N = 4096: 1.1-1.2x); it loses
-// when x does not fit next to a cached table (N = 4096, D = 128, K = 1000: 0.86x), at D <= 4,
-// where the per-row work is too small, and with few classes per batch (below).
+// center rows once and runs two parallel regions instead of three (the finite check, then
+// forward and step per class group), but visits the rows in class order. That wins while x
+// stays in the L2 cache (N = D = 512: 1.2x; N = 512, D = 128: 1.25x) and when the center rows
+// come from DRAM anyway (K = 10^6, N = 4096: 1.1-1.2x); it loses when x does not fit next to a
+// cached table (N = 4096, D = 128, K = 1000: 0.86x), at D <= 4, where the per-row work is too
+// small, and with few classes per batch (below).
 constexpr int64_t kMinGroupsPerThread = 8;  // batch classes per thread for the one pass
 
 bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers) {
