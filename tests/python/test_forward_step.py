@@ -101,18 +101,21 @@ def test_strided_centers_and_int32_labels():
     assert torch.equal(wide[:, 1::2], torch.zeros(30, 24))  # the gaps are not written
 
 
-def test_autograd_gradient_is_center_loss_gradient():
-    features, labels, centers = reference.make_case(128, 40, 12, torch.float32, 13)
+@pytest.mark.parametrize("reduction,code", [("none", 0), ("mean", 1), ("sum", 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_autograd_gradient_is_center_loss_gradient(reduction, code, dtype):
+    features, labels, centers = reference.make_case(128, 40, 12, dtype, 13)
     x1 = features.clone().requires_grad_(True)
     x2 = features.clone().requires_grad_(True)
     c1 = centers.clone()
-    loss1 = centerloss.center_loss(x1, labels, c1, 0.5, "sum")
-    (g1,) = torch.autograd.grad(loss1 * 3.0, x1)
+    weights = torch.rand(128) if reduction == "none" else torch.tensor(3.0)
+    loss1 = centerloss.center_loss(x1, labels, c1, 0.5, reduction)
+    (g1,) = torch.autograd.grad((loss1 * weights).sum(), x1)
     skipped = torch.zeros((), dtype=torch.long)
     version = c1._version
-    loss2 = ops._center_loss_step_(x2, labels, c1, skipped, 0.5, 2, 0.5, 0)
+    loss2 = ops._center_loss_step_(x2, labels, c1, skipped, 0.5, code, 0.5, 0)
     assert c1._version > version  # the in-place step is visible to autograd
-    (g2,) = torch.autograd.grad(loss2 * 3.0, x2)
+    (g2,) = torch.autograd.grad((loss2 * weights).sum(), x2)
     assert torch.equal(loss1, loss2) and torch.equal(g1, g2)
     expected = centers.clone()
     centerloss.update_centers_(expected, features, labels, 0.5, "paper")
