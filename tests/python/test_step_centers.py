@@ -125,3 +125,33 @@ def test_small_d_paths_give_the_general_paths_bits(d, dtype):
     centerloss.update_centers_(moved_small, features, labels, 0.3)
     centerloss.update_centers_(moved_wide, pad(features), labels, 0.3)
     assert torch.equal(moved_small, moved_wide[:, :d])
+
+
+@pytest.mark.parametrize("k_big", [1000, 1 << 23])  # sparse grouping: 1 and 3 radix passes
+@pytest.mark.parametrize("d", [1, 3, 33])
+def test_sparse_and_dense_class_grouping_give_the_same_bits(k_big, d):
+    # The same batch of 40 distinct classes with repeats, once with K = 40 (counting sort,
+    # K <= 2N) and once spread over a table of k_big rows (radix sort, K > 2N): every moved row,
+    # the loss and the basis must be the same bits.
+    g = torch.Generator().manual_seed(d + k_big)
+    n = 150 if k_big > 1000 else 64
+    ids = torch.randperm(k_big, generator=g)[:40]
+    small = torch.randint(0, 40, (n,), generator=g)
+    features = torch.randn(n, d, generator=g)
+    rows = torch.randn(40, d, generator=g)
+    dense = rows.clone()
+    sparse = torch.zeros(k_big, d)
+    sparse[ids] = rows
+    skipped = torch.zeros((), dtype=torch.long)
+    for labels_are_int32 in (False, True):
+        big = ids[small].int() if labels_are_int32 else ids[small]
+        centerloss.update_centers_(dense, features, small, 0.5, "paper")
+        centerloss.update_centers_(sparse, features, big, 0.5, "paper")
+        assert torch.equal(sparse[ids], dense)
+        loss_d, basis_d = torch.ops.centerloss._forward_step_(features, small, dense, skipped,
+                                                              0.0, 1, 0.5, 1)
+        loss_s, basis_s = torch.ops.centerloss._forward_step_(features, big, sparse, skipped,
+                                                              0.0, 1, 0.5, 1)
+        assert torch.equal(loss_d, loss_s) and torch.equal(basis_d, basis_s)
+        assert torch.equal(sparse[ids], dense)
+    assert int(skipped) == 0
