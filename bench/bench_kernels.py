@@ -35,17 +35,20 @@ def time_us(fn, iters: int, warmup: int = 10) -> float:
     return statistics.median(times) * 1e6
 
 
-def time_pair_us(fa, fb, iters: int, warmup: int = 10) -> tuple[float, float]:
-    """Medians of fa and fb called alternately: both see the same machine state (on a shared VM
-    separate loops differ by 10-20% from one minute to the next)."""
+def time_pair_us(fa, fb, make_input, iters: int, warmup: int = 10) -> tuple[float, float]:
+    """Medians of fa(v) and fb(v) called alternately, both on the same v = make_input() each turn:
+    both see the same machine state (on a shared VM separate loops differ by 10-20% from one
+    minute to the next) and the same inputs."""
     for _ in range(warmup):
-        fa()
-        fb()
+        v = make_input()
+        fa(v)
+        fb(v)
     ta, tb = [], []
     for _ in range(iters):
+        v = make_input()
         for fn, times in ((fa, ta), (fb, tb)):
             t0 = time.perf_counter()
-            fn()
+            fn(v)
             times.append(time.perf_counter() - t0)
     return statistics.median(ta) * 1e6, statistics.median(tb) * 1e6
 
@@ -77,22 +80,23 @@ def worker(args) -> None:
                 skipped = torch.zeros((), dtype=torch.long)
                 _, basis = ops.forward(x, y, c, 0.0, 1)
 
-                def two_ops(labels):
+                def two_ops(labels):  # what the module ran before _forward_step_
                     ops.forward(x, labels, c, 0.0, 1)
-                    ops._step_centers_(c, skipped, x, labels, 0.5, 0)
+                    ops.update_centers_(c, x, labels, 0.5, 0)
+
+                def one_op(labels):
+                    ops._forward_step_(x, labels, c, skipped, 0.0, 1, 0.5, 0)
 
                 parts = {
                     "forward": time_us(lambda: ops.forward(x, next_y(), c, 0.0, 1), args.iters),
                     "backward": time_us(lambda: ops.backward(one, basis), args.iters),
                     "update": time_us(
-                        lambda: ops._step_centers_(c, skipped, x, next_y(), 0.5, 0), args.iters),
+                        lambda: ops.update_centers_(c, x, next_y(), 0.5, 0), args.iters),
                 }
-                # What the module ran before _forward_step_ (the two ops in turn) against the one
-                # op it runs now (one pass where that pays), timed alternately.
-                parts["two_ops"], parts["forward_step"] = time_pair_us(
-                    lambda: two_ops(next_y()),
-                    lambda: ops._forward_step_(x, next_y(), c, skipped, 0.0, 1, 0.5, 0),
-                    args.iters)
+                # The two ops against the one op the module runs now (one pass where that
+                # pays), timed alternately on the same label batch.
+                parts["two_ops"], parts["forward_step"] = time_pair_us(two_ops, one_op, next_y,
+                                                                       args.iters)
                 rows.append({"N": n, "D": d, "K": k, "isa": ops._cpu_isa(),
                              "threads": args.threads, "huge_pages": args.huge_pages, **parts})
     print(json.dumps(rows))

@@ -37,16 +37,11 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
 bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
                         double alpha, int64_t rule);
 
-// The module's center step (op _step_centers_): as update_centers_cpu, but the verdict adds 1
-// to `skipped` (int64, one element) instead of being returned, and a label outside [0, K) also
-// skips the step instead of being an error (the module's forward has already raised for it).
-void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
-                      const at::Tensor& labels, double alpha, int64_t rule);
-
-// The module's training step in one call: forward_cpu on the centers as they are, then the
-// center step of step_centers_cpu (skipped += 1 and centers untouched for a non-finite batch).
-// Same results, bit for bit, as forward_cpu followed by step_centers_cpu; reads the features
-// and each batch class's center once instead of twice. Labels must be in [0, K).
+// The module's training step in one call (op _forward_step_): forward_cpu on the centers as
+// they are, then the center step of update_centers_cpu, whose verdict adds 1 to `skipped`
+// (int64, one element) for a non-finite batch. Same results, bit for bit, as forward_cpu
+// followed by update_centers_cpu; where it pays, reads the features and each batch class's
+// center once instead of twice. Labels must be in [0, K).
 std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
                                                     const at::Tensor& labels, at::Tensor& centers,
                                                     at::Tensor& skipped, double margin,
@@ -66,7 +61,9 @@ at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_bas
 // sync): false, and nothing written, when a feature row is non-finite.
 at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
                                const at::Tensor& labels, double alpha, int64_t rule);
-// step_centers_cpu on the device, without any sync (labels are range-checked on the device).
+// The center step of the module (op _forward_step_ on CUDA, after forward_cuda): as
+// update_centers_cuda, but the verdict adds 1 to `skipped` on the device, without any sync, and
+// a label outside [0, K) also skips the step (a guard: forward_cuda has raised for it).
 void step_centers_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                        const at::Tensor& labels, double alpha, int64_t rule);
 // Position of the first label outside [0, K) in a contiguous int64 CUDA tensor, or -1: one

@@ -98,31 +98,10 @@ at::Tensor update_centers(at::Tensor& centers, const at::Tensor& features,
   });
 }
 
-// The module's center step: like update_centers, but the verdict goes to the skip counter on
-// the device (no 0-d result, no host sync on CUDA) and label values are not host-checked: the
-// kernels skip a batch with a label outside [0, K) (the module's forward has raised for it).
-template <auto StepKernel>
-void step_centers(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
-                  const at::Tensor& labels, double alpha, int64_t rule) {
-  static constexpr const char* op = "centerloss._step_centers_";
-  checks::check_batch_layout(op, features, labels, centers);
-  checks::check_skip_counter(op, skipped, centers);
-  checks::check_alpha(op, alpha);
-  checks::check_update_rule(op, rule);
-  const c10::DeviceGuard guard(features.device());
-  if (features.size(0) == 0) return;
-  const at::Tensor x = features.contiguous();
-  const at::Tensor labels64 = checks::labels_as_int64(labels);
-  on_contiguous_centers(centers, [&](at::Tensor& work) {
-    StepKernel(work, skipped, x, labels64, alpha, rule);
-    return 0;
-  });
-}
-
 // The module's training step (op _forward_step_): the loss and basis of forward on the centers
-// as they are, then the center step of step_centers (the skip counter counts a non-finite
-// batch). Labels are host-checked first, so a bad label raises before anything changes.
-// FusedKernel does both in one pass (CPU).
+// as they are, then the center step of update_centers, whose verdict goes to the skip counter
+// (+1 for a non-finite batch). Labels are host-checked first, so a bad label raises before
+// anything changes. FusedKernel does both (CPU: in one pass where that pays).
 template <auto FusedKernel>
 std::tuple<at::Tensor, at::Tensor> forward_step(const at::Tensor& features, const at::Tensor& labels,
                                                 at::Tensor& centers, at::Tensor& skipped,
@@ -143,7 +122,7 @@ std::tuple<at::Tensor, at::Tensor> forward_step(const at::Tensor& features, cons
 }
 
 // The same op from a backend's separate forward and step kernels (CUDA): the forward's own
-// label check raises before the step runs, and the step needs no sync.
+// label check raises before the step runs; the step counts its verdict on the device (no sync).
 template <auto ForwardKernel, auto StepKernel>
 std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
                                                      const at::Tensor& labels, at::Tensor& centers,
@@ -154,7 +133,14 @@ std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
   auto result = forward<ForwardKernel>(features, labels, centers, margin, reduction);
-  step_centers<StepKernel>(centers, skipped, features, labels, alpha, rule);
+  if (features.size(0) == 0) return result;
+  const c10::DeviceGuard guard(features.device());
+  const at::Tensor x = features.contiguous();
+  const at::Tensor labels64 = checks::labels_as_int64(labels);
+  on_contiguous_centers(centers, [&](at::Tensor& work) {
+    StepKernel(work, skipped, x, labels64, alpha, rule);
+    return 0;
+  });
   return result;
 }
 

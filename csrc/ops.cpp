@@ -7,10 +7,8 @@
 //   center_loss(features, labels, centers, margin=0, reduction=1) -> loss      [autograd]
 //   update_centers_(centers!, features, labels, alpha=0.5, rule=0) -> applied (bool, 0-d)
 //   init_centers_first_sight_(centers!, seen!, features, labels) -> initialised (int64, 0-d)
-//   _step_centers_(centers!, skipped!, features, labels, alpha, rule) -> ()   [internal: a
-//       center step with no host sync, verdict counted in `skipped`]
 //   _forward_step_(features, labels, centers!, skipped!, margin, reduction, alpha, rule)
-//       -> (loss, grad_basis)   [internal: forward, then the step of _step_centers_]
+//       -> (loss, grad_basis)   [internal: forward, then a center step counted in `skipped`]
 //   _center_loss_step_(same arguments) -> loss   [autograd; CenterLoss.forward in training]
 //   _advise_huge_pages(t) -> bool   [module internal: csrc/memory/huge_pages.h]
 //   _cpu_isa() -> str               [the CPU kernels' instruction set: "avx2" or "baseline"]
@@ -204,17 +202,12 @@ Tensor update_centers_meta(Tensor& centers, const Tensor& features, const Tensor
   checks::check_update_rule("centerloss.update_centers_", rule);
   return at::empty({}, centers.options().dtype(at::kBool));
 }
-void step_centers_meta(Tensor& centers, Tensor& skipped, const Tensor& features,
-                       const Tensor& labels, double alpha, int64_t rule) {
-  checks::check_batch_layout("centerloss._step_centers_", features, labels, centers);
-  checks::check_skip_counter("centerloss._step_centers_", skipped, centers);
-  checks::check_alpha("centerloss._step_centers_", alpha);
-  checks::check_update_rule("centerloss._step_centers_", rule);
-}
 std::tuple<Tensor, Tensor> forward_step_meta(const Tensor& features, const Tensor& labels,
                                              Tensor& centers, Tensor& skipped, double margin,
                                              int64_t reduction, double alpha, int64_t rule) {
-  step_centers_meta(centers, skipped, features, labels, alpha, rule);
+  checks::check_skip_counter("centerloss._forward_step_", skipped, centers);
+  checks::check_alpha("centerloss._forward_step_", alpha);
+  checks::check_update_rule("centerloss._forward_step_", rule);
   return forward_meta(features, labels, centers, margin, reduction);
 }
 Tensor init_first_sight_meta(Tensor& centers, Tensor&, const Tensor& features,
@@ -240,9 +233,6 @@ TORCH_LIBRARY(centerloss, m) {
       "init_centers_first_sight_(Tensor(a!) centers, Tensor(b!) seen, Tensor features, "
       "Tensor labels) -> Tensor");
   m.def(
-      "_step_centers_(Tensor(a!) centers, Tensor(b!) skipped, Tensor features, Tensor labels, "
-      "float alpha=0.5, int rule=0) -> ()");
-  m.def(
       "_forward_step_(Tensor features, Tensor labels, Tensor(a!) centers, Tensor(b!) skipped, "
       "float margin, int reduction, float alpha, int rule) -> (Tensor, Tensor)");
   m.def(
@@ -256,7 +246,6 @@ TORCH_LIBRARY_IMPL(centerloss, CPU, m) {
   m.impl("forward", &op_impl::forward<kernels::forward_cpu>);
   m.impl("backward", &op_impl::backward<kernels::backward_cpu>);
   m.impl("update_centers_", &op_impl::update_centers<kernels::update_centers_cpu>);
-  m.impl("_step_centers_", &op_impl::step_centers<kernels::step_centers_cpu>);
   m.impl("_forward_step_", &op_impl::forward_step<kernels::forward_step_cpu>);
 }
 
@@ -264,7 +253,6 @@ TORCH_LIBRARY_IMPL(centerloss, Meta, m) {
   m.impl("forward", &forward_meta);
   m.impl("backward", &backward_meta);
   m.impl("update_centers_", &update_centers_meta);
-  m.impl("_step_centers_", &step_centers_meta);
   m.impl("_forward_step_", &forward_step_meta);
   m.impl("init_centers_first_sight_", &init_first_sight_meta);
 }
@@ -296,9 +284,6 @@ Tensor backward_no_cuda(const Tensor&, const Tensor&) { no_cuda_kernels(); }
 Tensor update_no_cuda(Tensor&, const Tensor&, const Tensor&, double, int64_t) {
   no_cuda_kernels();
 }
-void step_no_cuda(Tensor&, Tensor&, const Tensor&, const Tensor&, double, int64_t) {
-  no_cuda_kernels();
-}
 std::tuple<Tensor, Tensor> forward_step_no_cuda(const Tensor&, const Tensor&, Tensor&, Tensor&,
                                                 double, int64_t, double, int64_t) {
   no_cuda_kernels();
@@ -309,7 +294,6 @@ TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
   m.impl("forward", &forward_no_cuda);
   m.impl("backward", &backward_no_cuda);
   m.impl("update_centers_", &update_no_cuda);
-  m.impl("_step_centers_", &step_no_cuda);
   m.impl("_forward_step_", &forward_step_no_cuda);
 }
 #endif
@@ -343,15 +327,6 @@ Tensor center_loss_step_(const Tensor& features, const Tensor& labels, Tensor& c
                                      int64_t, double, int64_t)>();
   return op.call(features, labels, centers, skipped, margin, static_cast<int64_t>(reduction),
                  alpha, static_cast<int64_t>(rule));
-}
-
-void step_centers_(Tensor& centers, Tensor& skipped, const Tensor& features, const Tensor& labels,
-                   double alpha, UpdateRule rule) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("centerloss::_step_centers_", "")
-                       .typed<void(Tensor&, Tensor&, const Tensor&, const Tensor&, double,
-                                   int64_t)>();
-  op.call(centers, skipped, features, labels, alpha, static_cast<int64_t>(rule));
 }
 }  // namespace detail
 

@@ -533,13 +533,6 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
   return true;
 }
 
-void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
-                      const at::Tensor& labels, double alpha, int64_t rule) {
-  const bool in_range = checks::first_bad_label_position(labels, centers.size(0)) < 0;
-  const bool applied = in_range && update_centers_cpu(centers, features, labels, alpha, rule);
-  if (!applied) *skipped.mutable_data_ptr<int64_t>() += 1;
-}
-
 namespace {
 // Whether the one-pass step beats forward then step (`bench/bench_kernels.py`, columns "two
 // ops" and "one op", timed alternately; 2-core EPYC, 2 threads, 2026-11-29). It reads x and the
@@ -551,10 +544,14 @@ namespace {
 // small, and with few classes per batch (below).
 constexpr int64_t kMinGroupsPerThread = 8;  // batch classes per thread for the one pass
 
-bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers) {
+bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers, int64_t num_groups) {
   constexpr int64_t kCachedFeatures = int64_t(1) << 20;  // bytes of x that stay in L2
   constexpr int64_t kDramTable = int64_t(64) << 20;      // bytes of a table read from DRAM
-  if (features.size(1) <= 4) return false;
+  // One task per class: with few classes in the batch (K = 10) the threads get uneven shares,
+  // while the separate update also splits the columns.
+  if (features.size(1) <= 4 || num_groups < kMinGroupsPerThread * at::get_num_threads()) {
+    return false;
+  }
   const int64_t x_bytes = features.numel() * features.element_size();
   const int64_t table_bytes = centers.numel() * centers.element_size();
   return x_bytes <= kCachedFeatures || table_bytes >= kDramTable;
@@ -566,11 +563,6 @@ std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
                                                     at::Tensor& skipped, double margin,
                                                     int64_t reduction, double alpha, int64_t rule) {
   const int64_t n = features.size(0);
-  if (!one_pass_pays(features, centers)) {
-    auto result = forward_cpu(features, labels, centers, margin, reduction);
-    step_centers_cpu(centers, skipped, features, labels, alpha, rule);
-    return result;
-  }
   if (n == 0 || !features_finite(features)) {
     // Nothing to move: the plain forward (a non-finite batch shows in the loss, spec section 3).
     auto result = forward_cpu(features, labels, centers, margin, reduction);
@@ -579,11 +571,8 @@ std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
   }
   const int64_t* y = labels.const_data_ptr<int64_t>();
   const ClassGroups groups = group_by_class(y, n, centers.size(0));
-  // One task per class: with few classes in the batch (K = 10) the threads get uneven shares,
-  // while the separate update also splits the columns. Then: forward, and the update on these
-  // groups (finite already checked).
   const int64_t num_groups = static_cast<int64_t>(groups.group_start.size()) - 1;
-  if (num_groups < kMinGroupsPerThread * at::get_num_threads()) {
+  if (!one_pass_pays(features, centers, num_groups)) {  // forward, then the update on the groups
     auto result = forward_cpu(features, labels, centers, margin, reduction);
     CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_update_cpu", [&] {
       update_typed<feat_t, center_t>(centers, features, y, groups, alpha, rule);

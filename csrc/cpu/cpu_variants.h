@@ -21,8 +21,6 @@
   at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis);         \
   bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features,                    \
                           const at::Tensor& labels, double alpha, int64_t rule);              \
-  void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features, \
-                        const at::Tensor& labels, double alpha, int64_t rule);                \
   std::tuple<at::Tensor, at::Tensor> forward_step_cpu(                                        \
       const at::Tensor& features, const at::Tensor& labels, at::Tensor& centers,              \
       at::Tensor& skipped, double margin, int64_t reduction, double alpha, int64_t rule);     \

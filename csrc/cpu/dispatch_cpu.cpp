@@ -13,7 +13,6 @@ struct CpuKernels {
   decltype(&baseline::forward_cpu) forward;
   decltype(&baseline::backward_cpu) backward;
   decltype(&baseline::update_centers_cpu) update;
-  decltype(&baseline::step_centers_cpu) step;
   decltype(&baseline::forward_step_cpu) forward_step;
 };
 
@@ -22,16 +21,14 @@ struct CpuKernels {
 const CpuKernels& chosen() {
   static const CpuKernels kernels = [] {
     const CpuKernels base{"baseline", &baseline::forward_cpu, &baseline::backward_cpu,
-                          &baseline::update_centers_cpu, &baseline::step_centers_cpu,
-                          &baseline::forward_step_cpu};
+                          &baseline::update_centers_cpu, &baseline::forward_step_cpu};
 #if defined(CENTERLOSS_HAVE_AVX2_KERNELS)
     const char* forced = std::getenv("CENTERLOSS_CPU_ISA");
     if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return base;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
       return CpuKernels{"avx2", &avx2::forward_cpu, &avx2::backward_cpu,
-                        &avx2::update_centers_cpu, &avx2::step_centers_cpu,
-                        &avx2::forward_step_cpu};
+                        &avx2::update_centers_cpu, &avx2::forward_step_cpu};
     }
 #endif
     return base;
@@ -56,11 +53,6 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
 bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
                         double alpha, int64_t rule) {
   return chosen().update(centers, features, labels, alpha, rule);
-}
-
-void step_centers_cpu(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
-                      const at::Tensor& labels, double alpha, int64_t rule) {
-  chosen().step(centers, skipped, features, labels, alpha, rule);
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,

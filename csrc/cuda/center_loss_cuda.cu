@@ -352,7 +352,7 @@ __global__ void __launch_bounds__(kSortThreads)
   for (int64_t e = block * kSortThreads + threadIdx.x; e < numel; e += checkers * kSortThreads) {
     ok &= math::is_finite(static_cast<check_t>(x[e]));
   }
-  // Labels too: the module's step (_step_centers_) relies on this guard instead of a host check.
+  // Labels too: the module's step (_forward_step_, after the forward's check) relies on this guard.
   for (int64_t e = block * kSortThreads + threadIdx.x; e < n; e += checkers * kSortThreads) {
     ok &= y[e] >= 0 && y[e] < num_classes;
   }

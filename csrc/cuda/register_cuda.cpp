@@ -9,7 +9,6 @@ namespace centerloss {
 
 TORCH_LIBRARY_IMPL(centerloss, CUDA, m) {
   m.impl("forward", &op_impl::forward<kernels::forward_cuda>);
-  m.impl("_step_centers_", &op_impl::step_centers<kernels::step_centers_cuda>);
   m.impl("backward", &op_impl::backward<kernels::backward_cuda>);
   m.impl("update_centers_", &op_impl::update_centers<kernels::update_centers_cuda>);
   m.impl("_forward_step_",

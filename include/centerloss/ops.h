@@ -63,22 +63,15 @@ bool has_cuda_kernels();
 namespace detail {
 // CenterLoss::forward's training step in one op (centerloss::_center_loss_step_): returns
 // center_loss(features, labels, centers, margin, reduction) - differentiable in the features -
-// and then applies the paper/mean step to `centers` in place, as step_centers_ below (a
-// non-finite batch changes no center and adds 1 to `skipped`). Labels are checked first: a bad
-// label raises and changes nothing. centers must not require grad. On the CPU one pass over
-// the batch where that is faster (see csrc/cpu/center_loss_cpu.cpp), with the same bits as the
-// two ops; on CUDA the forward kernel, then the step kernels. Deterministic.
+// and then applies the paper/mean step to `centers` in place, as update_centers_ does, except
+// that a non-finite batch (no center changes) adds 1 to `skipped` ([] or [1] int64, on the
+// centers' device) instead of being returned, so the step never syncs on CUDA. Labels are
+// checked first: a bad label raises and changes nothing. centers must not require grad. On the
+// CPU one pass over the batch where that is faster (see csrc/cpu/center_loss_cpu.cpp), with the
+// same bits as the two ops; on CUDA the forward kernel, then the step kernels. Deterministic.
 at::Tensor center_loss_step_(const at::Tensor& features, const at::Tensor& labels,
                              at::Tensor& centers, at::Tensor& skipped, double margin,
                              Reduction reduction, double alpha, UpdateRule rule);
-
-// The center step alone (op centerloss::_step_centers_): update_centers_
-// without its result and without its host-side label check, so it never syncs on CUDA. A batch
-// that is non-finite or holds a label outside [0, K) changes no center and adds 1 to `skipped`
-// ([] or [1] int64, on the centers' device). Meant for callers that have just run the forward
-// on the same labels (which raises for bad labels); everyone else should use update_centers_.
-void step_centers_(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
-                   const at::Tensor& labels, double alpha, UpdateRule rule);
 }  // namespace detail
 
 }  // namespace centerloss

@@ -277,7 +277,9 @@ def test_forward_on_several_streams():
 
 
 def test_module_step_matches_update_centers_and_guards_on_the_device():
-    step = torch.ops.centerloss._step_centers_
+    def step(c, skipped, x, y, rule):
+        return torch.ops.centerloss._forward_step_(x, y, c, skipped, 0.0, 1, 0.3, rule)
+
     for (n, d, k), rule in itertools.product(SHAPES, [0, 1]):
         features, labels, centers = make_case(n, d, k, torch.float32, 3 * n + k)
         features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
@@ -285,18 +287,22 @@ def test_module_step_matches_update_centers_and_guards_on_the_device():
         centerloss.update_centers_(expected, features, labels, 0.3, ["paper", "mean"][rule])
         skipped = torch.zeros((), dtype=torch.long, device=CUDA)
         got = centers.clone()
-        step(got, skipped, features, labels, 0.3, rule)
+        step(got, skipped, features, labels, rule)
         assert torch.equal(got, expected), f"N={n} D={d} K={k} rule={rule}"
         assert skipped.item() == 0
-        for bad in (-1, k, float("nan")):
-            x, y, c = features.clone(), labels.clone(), centers.clone()
-            if isinstance(bad, float):
-                x[n - 1, d - 1] = bad
-            else:
-                y[n - 1] = bad
-            step(c, skipped, x, y, 0.3, rule)
-            assert torch.equal(c, centers), f"N={n} D={d} K={k} bad={bad}"
-        assert skipped.item() == 3
+        x, c = features.clone(), centers.clone()
+        x[n - 1, d - 1] = float("nan")
+        step(c, skipped, x, labels, rule)  # a non-finite batch: skipped on the device
+        assert torch.equal(c, centers) and skipped.item() == 1, f"N={n} D={d} K={k}"
+        for bad in (-1, k):  # a bad label: the forward raises before the step runs
+            y, c = labels.clone(), centers.clone()
+            y[n - 1] = bad
+            try:
+                step(c, skipped, features, y, rule)
+                raise AssertionError(f"no error for label {bad}")
+            except RuntimeError as err:
+                assert f"found label {bad} at position {n - 1}" in str(err), str(err)
+            assert torch.equal(c, centers) and skipped.item() == 1, f"N={n} D={d} K={k} bad={bad}"
 
 
 def test_one_op_step_gives_the_two_ops_bits_on_the_device():
@@ -305,10 +311,9 @@ def test_one_op_step_gives_the_two_ops_bits_on_the_device():
         features, labels, centers = make_case(n, d, k, dtype, 5 * n + d)
         features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
         c1, c2 = centers.clone(), centers.clone()
-        s1 = torch.zeros((), dtype=torch.long, device=CUDA)
         s2 = torch.zeros((), dtype=torch.long, device=CUDA)
         loss1, basis1 = ops.forward(features, labels, c1, 0.5, 1)
-        ops._step_centers_(c1, s1, features, labels, 0.3, 0)
+        assert bool(ops.update_centers_(c1, features, labels, 0.3, 0))
         loss2, basis2 = ops._forward_step_(features, labels, c2, s2, 0.5, 1, 0.3, 0)
         case = f"N={n} D={d} K={k} {dtype}"
         assert torch.equal(loss1, loss2) and torch.equal(basis1, basis2), case

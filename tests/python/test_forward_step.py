@@ -26,7 +26,8 @@ DTYPES = [(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
 
 def two_ops(features, labels, centers, skipped, margin, reduction, alpha, rule):
     loss, basis = ops.forward(features, labels, centers, margin, reduction)
-    ops._step_centers_(centers, skipped, features, labels, alpha, rule)
+    applied = ops.update_centers_(centers, features, labels, alpha, rule)
+    skipped += ~applied
     return loss, basis
 
 

@@ -1,9 +1,10 @@
-"""The module's center step (op _step_centers_, spec section 3 and 7) on the CPU.
+"""The module's center step (the step half of op _forward_step_, spec section 3 and 7) on the
+CPU, and the class grouping and small-D paths the center update shares with it.
 
-It must move the centers exactly as update_centers_ does, count a skipped step in the module's
-counter instead of returning a verdict, and leave every center untouched for a non-finite batch
-or a label outside [0, K) (the module's forward raises for such labels before the step). The
-CUDA version is tested in test_cuda_ops.py.
+The step must move the centers exactly as update_centers_ does, count a skipped (non-finite)
+batch in the module's counter instead of returning a verdict, and leave every center untouched
+then. Its guards on the GPU are tested in test_cuda_ops.py; the one op's bits against the two
+ops in test_forward_step.py.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import torch
 import centerloss
 import reference
 
-step = torch.ops.centerloss._step_centers_
+
+def step(centers, skipped, features, labels, alpha, rule):
+    torch.ops.centerloss._forward_step_(features, labels, centers, skipped, 0.0, 1, alpha, rule)
 
 
 @pytest.mark.parametrize("n,d,k", reference.SHAPES)
@@ -28,13 +31,11 @@ def test_step_matches_update_centers_bitwise(n, d, k, rule, code):
     assert int(skipped) == 0
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1, 5, 1 << 40])
-def test_bad_batch_is_skipped_and_counted(bad):
-    features, labels, centers = reference.make_case(40, 6, 5, torch.float32, 3)
-    if isinstance(bad, float):
-        features[39, 5] = bad
-    else:
-        labels[39] = bad
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("d", [2, 6])
+def test_non_finite_batch_is_skipped_and_counted(bad, d):
+    features, labels, centers = reference.make_case(40, d, 5, torch.float32, 3)
+    features[39, d - 1] = bad
     before = centers.clone()
     skipped = torch.tensor([7])
     step(centers, skipped, features, labels, 0.5, 0)
@@ -53,7 +54,7 @@ def test_bad_batch_is_skipped_and_counted(bad):
 def test_bad_counter_is_named_and_changes_nothing(skipped, message):
     features, labels, centers = reference.make_case(8, 3, 4, torch.float32, 5)
     before = centers.clone()
-    with pytest.raises(RuntimeError, match=message):
+    with pytest.raises(RuntimeError, match="centerloss._forward_step_: " + message):
         step(centers, skipped, features, labels, 0.5, 0)
     assert torch.equal(centers, before)
 
@@ -83,12 +84,18 @@ def test_huge_page_advice_for_large_cpu_tables_only():
     big = torch.arange(40_000 * 512, dtype=torch.float32).reshape(40_000, 512)  # 78 MB
     copy = big.clone()
     assert advise(big) == (_thp_mode() in ("always", "madvise"))
-    assert torch.equal(big, copy)  # advice on written memory never changes values
+    assert torch.equal(big, copy)  # madvise(MADV_HUGEPAGE) must keep the values
 
 
-def test_large_module_starts_from_zero_centers():
-    module = centerloss.CenterLoss(40_000, 512)  # advised table
-    assert module.centers.shape == (40_000, 512) and not module.centers.any()
+@pytest.mark.parametrize("k", [40_000, 10])  # advised table (fresh pages); heap memory reused
+def test_module_starts_from_zero_centers_in_reused_memory(k):
+    # The module allocates its table uninitialised (to advise huge pages first) and must zero
+    # it: free a table of the same size full of ones first, so that fresh memory (always zero)
+    # cannot hide a missing zero_().
+    junk = torch.ones(k, 512)
+    del junk
+    module = centerloss.CenterLoss(k, 512)
+    assert module.centers.shape == (k, 512) and not module.centers.any()
 
 
 @pytest.mark.parametrize("dtype", reference.DTYPES)
