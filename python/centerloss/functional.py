@@ -60,6 +60,17 @@ def update_centers_(
         )
 
 
+def _center_loss_step(features, labels, centers, skipped, margin, reduction, alpha, rule):
+    """The modules' training step in one op (torch.ops.centerloss._center_loss_step_): the loss
+    of center_loss (differentiable in features), then the paper/mean step of `centers` in place;
+    a non-finite batch moves nothing and adds 1 to `skipped` (int64, on the device, no sync).
+    Internal: for nn.CenterLoss and the Keras layer on torch."""
+    return torch.ops.centerloss._center_loss_step_(
+        features, labels, centers, skipped, float(margin), _reduction_code(reduction),
+        float(alpha), _rule_code(rule),
+    )
+
+
 def init_centers_first_sight_(
     centers: torch.Tensor, seen: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
 ) -> int:

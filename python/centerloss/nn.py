@@ -6,8 +6,13 @@ from torch import nn
 
 from ._options import check_common
 from .distributed import gather_batches
-from .functional import _reduction_code, _rule_code, center_loss, init_centers_first_sight_, update_centers_
-
+from .functional import (
+    _center_loss_step,
+    _reduction_code,
+    center_loss,
+    init_centers_first_sight_,
+    update_centers_,
+)
 
 
 class CenterLoss(nn.Module):
@@ -102,10 +107,8 @@ class CenterLoss(nn.Module):
         if stepping and self.process_group is None:
             # Loss and step in one op: labels checked once, no sync on CUDA, a non-finite batch
             # counted on the device; on the CPU one pass over the batch where that is faster.
-            return torch.ops.centerloss._center_loss_step_(
-                features, labels, self.centers, self.skipped_updates, self.margin,
-                _reduction_code(self.reduction), self.alpha, _rule_code(self.update),
-            )
+            return _center_loss_step(features, labels, self.centers, self.skipped_updates,
+                                     self.margin, self.reduction, self.alpha, self.update)
         loss = center_loss(features, labels, self.centers, self.margin, self.reduction)
         if stepping:
             self._apply_step(*state_batch)

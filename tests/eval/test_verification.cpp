@@ -113,15 +113,19 @@ TEST_F(TarAtFarHand, TargetBelowResolutionMeansNoImpostor) {
 }
 
 TEST_F(TarAtFarHand, OneCurveServesEveryTarget) {
+  // Read off one curve: (target, TAR, FAR reached, threshold), worked out by hand.
   const RocCurve roc = roc_curve(s, same);
   EXPECT_EQ(roc.num_impostors, 10);
-  for (double target : {0.0, 1e-2, 0.1, 0.25, 0.3, 1.0}) {
-    const auto from_curve = tar_at_far(roc, target);
-    const auto from_scores = tar_at_far(s, same, target);
-    EXPECT_EQ(from_curve.tar, from_scores.tar) << target;
-    EXPECT_EQ(from_curve.far, from_scores.far) << target;
-    EXPECT_EQ(from_curve.threshold, from_scores.threshold) << target;
-    EXPECT_EQ(from_curve.num_impostors, 10);
+  const struct {
+    double target, tar, far, threshold;
+  } cases[] = {{0.0, 0.25, 0.0, 9.5}, {0.1, 0.5, 0.1, 8.5}, {0.25, 0.75, 0.2, 7.5},
+               {0.3, 0.75, 0.3, 7.0}, {1.0, 1.0, 1.0, 0.0}};
+  for (const auto& c : cases) {
+    const auto r = tar_at_far(roc, c.target);
+    EXPECT_DOUBLE_EQ(r.tar, c.tar) << c.target;
+    EXPECT_DOUBLE_EQ(r.far, c.far) << c.target;
+    EXPECT_EQ(r.threshold, c.threshold) << c.target;
+    EXPECT_EQ(r.num_impostors, 10);
   }
   EXPECT_THROW(tar_at_far(roc, -0.1), std::invalid_argument);
   EXPECT_THROW(tar_at_far(RocCurve{}, 0.1), std::invalid_argument);

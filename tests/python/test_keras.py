@@ -28,6 +28,7 @@ CHECKS = [
     "check_eval_and_predict_do_not_move",
     "check_gradient_rule",
     "check_gradient_rule_keeps_centers_finite",
+    "check_function_gives_zero_center_gradient_for_a_nan_batch",
     "check_nan_batch_skips_update",
     "check_first_sight_init",
     "check_mixed_precision",

@@ -300,6 +300,17 @@ def check_example_short_run(keras, CenterLoss):
     assert "skipped center updates: 0" in text, text
 
 
+def check_function_gives_zero_center_gradient_for_a_nan_batch(keras, CenterLoss):
+    """centerloss.keras.center_loss itself (not only the layer) guards the centers' gradient."""
+    from centerloss.keras import center_loss
+
+    x, y, c = batch(11)
+    x[3, 0] = np.nan
+    for margin in (0.0, 0.5):
+        g = gradient(keras, lambda k: center_loss(x, y, k, margin, "sum"), c)
+        assert np.array_equal(g, np.zeros_like(c)), f"margin {margin}: {g}"
+
+
 CHECKS = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
 
 

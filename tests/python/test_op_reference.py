@@ -182,3 +182,11 @@ def test_opcheck_every_op():
         ops.init_centers_first_sight_.default,
         (centers.clone(), torch.zeros(4, dtype=torch.bool), features.detach(), labels),
     )
+    # The modules' one op (schema with two mutated arguments, Meta kernel, autograd).
+    skipped = torch.zeros((), dtype=torch.long)
+    for reduction in (0, 1, 2):
+        torch.library.opcheck(ops._forward_step_.default,
+                              (x.detach(), labels, centers.clone(), skipped, 0.25, reduction,
+                               0.5, 0))
+        torch.library.opcheck(ops._center_loss_step_.default,
+                              (x, labels, centers.clone(), skipped, 0.25, reduction, 0.5, 1))

@@ -112,6 +112,13 @@ ISA_SCRIPT = textwrap.dedent(
                 loss.sum().backward()
                 centerloss.update_centers_(c, x.detach(), y, 0.4, "mean" if margin else "paper")
                 out += [loss.detach(), x.grad, c[y.unique()]]
+    # The module's one-pass step (D > 4, many classes per thread, x within 1 MiB).
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        x = torch.randn(500, 64, generator=g).to(dtype)
+        y = torch.randint(0, 200, (500,), generator=g)
+        c = torch.randn(200, 64, generator=g)
+        s = torch.zeros((), dtype=torch.long)
+        out += [*torch.ops.centerloss._forward_step_(x, y, c, s, 0.2, 0, 0.4, 0), c]
     torch.save(out, sys.argv[1])
     """
 )

@@ -14,9 +14,16 @@ def _accumulation_dtype(features) -> str:
 
 
 def per_sample_loss(features, labels, centers, margin: float):
-    """[N]: 1/2 * max(||x_i - c_{y_i}|| - margin, 0)^2, in float32 (float64 for float64)."""
+    """[N]: 1/2 * max(||x_i - c_{y_i}|| - margin, 0)^2, in float32 (float64 for float64).
+
+    Differentiable in features and centers; the centers' gradient is 0 for a non-finite batch."""
     acc = _accumulation_dtype(features)
-    diff = ops.cast(features, acc) - ops.cast(ops.take(centers, labels, axis=0), acc)
+    rows = ops.take(centers, labels, axis=0)
+    # Spec section 3, for centers an optimizer moves: a non-finite batch gives them a zero
+    # gradient, as the C++ op's backward does (the unselected branch of `where` gets 0, not NaN).
+    # On the gathered [N, D] rows, not the [K, D] table.
+    rows = ops.where(all_finite(features), rows, ops.stop_gradient(rows))
+    diff = ops.cast(features, acc) - ops.cast(rows, acc)
     squared = ops.sum(diff * diff, axis=1)
     if margin == 0.0:
         return 0.5 * squared

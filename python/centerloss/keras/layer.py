@@ -114,10 +114,6 @@ class CenterLoss(keras.layers.Layer):
             centers, seen = _math.first_sight(centers, self.seen, features, labels)
             self.centers.assign(centers)
             self.seen.assign(seen)
-        if training and self.update == "gradient":
-            # Spec section 3 for centers the optimizer moves: a non-finite batch gives them a
-            # zero gradient (the unselected branch of `where` gets 0, not NaN), as the C++ op does.
-            centers = ops.where(_math.all_finite(features), centers, ops.stop_gradient(centers))
         per_sample = _math.per_sample_loss(features, labels, centers, self.margin)
         loss = _math.reduce_loss(per_sample, self.reduction)
         if self._moves_in_forward(training):
@@ -145,10 +141,9 @@ class CenterLoss(keras.layers.Layer):
         # on CUDA, a non-finite batch counted on the device). The op's counter is int64; the
         # saved weight stays int32.
         skipped = torch.zeros((), dtype=torch.int64, device=centers.device)
-        loss = torch.ops.centerloss._center_loss_step_(
-            features, labels, centers, skipped, self.margin,
-            torch_functional._reduction_code(self.reduction), self.alpha,
-            torch_functional._rule_code(self.update),
+        loss = torch_functional._center_loss_step(
+            features, labels, centers, skipped, self.margin, self.reduction, self.alpha,
+            self.update,
         )
         self.skipped_updates.assign_add(ops.cast(skipped, "int32"))
         return loss
