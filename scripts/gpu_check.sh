@@ -118,9 +118,6 @@ bench() {
   "$PY" bench/bench_step.py $BENCH_ARGS --out-dir "$RESULTS/bench"
 }
 
-# Minimal timing of one training step (loss, feature gradient, center update) at N = D = 512:
-# CUDA-event time per step, and the kernels' own device time from the profiler (which leaves
-# out the gaps while the host waits, e.g. on the label check's device-to-host read).
 export PY ARCH BUILD JOBS RESULTS BENCH_ARGS
 export -f env_info configure build cpp_tests python_tests bench
 

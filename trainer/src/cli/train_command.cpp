@@ -21,7 +21,8 @@ void run_train(CLI::App& cmd, const TrainCli& cli) {
   run.outputs = !cli.no_outputs;
   TrainConfig config;
   if (run.resume) {
-    config = CheckpointFile(path_join(run.out_dir, kCheckpointFile)).config();
+    run.checkpoint = std::make_shared<CheckpointFile>(path_join(run.out_dir, kCheckpointFile));
+    config = run.checkpoint->config();
     for (const CLI::Option* option : cmd.get_options()) {
       if (option->count() > 0 && kResumable.count(option->get_name()) == 0) {
         throw CLI::ValidationError(option->get_name(),

@@ -144,7 +144,11 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   const std::string checkpoint = path_join(dir, kCheckpointFile);
   TrainState state = make_state(config);
   if (options.resume) {
-    CheckpointFile(checkpoint).restore(state);
+    if (options.checkpoint) {
+      options.checkpoint->restore(state);
+    } else {
+      CheckpointFile(checkpoint).restore(state);
+    }
     fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
   }
   {
@@ -157,6 +161,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   double step_seconds = 0;
   int64_t steps_run = 0;
   Embedding test_embedding;  // of the last epoch: also the run's final test features
+  Accuracy test;             // of test_embedding
   for (int64_t epoch = state.epoch + 1; epoch <= config.epochs; ++epoch) {
     const double lr = learning_rate(config, epoch);
     const std::string label = fmt::format("epoch {}/{}", epoch, config.epochs);
@@ -166,7 +171,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     step_seconds += stats.seconds;
     steps_run += stats.steps;
     test_embedding = embed(state.model, test_data);
-    const Accuracy test = closed_set_accuracy(test_embedding, config.classes);
+    test = closed_set_accuracy(test_embedding, config.classes);
     state.epoch = epoch;
     save_checkpoint(checkpoint, state);
     metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
@@ -182,8 +187,9 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
   if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)
     test_embedding = embed(state.model, test_data);
+    test = closed_set_accuracy(test_embedding, config.classes);
   }
-  summary.test_accuracy = closed_set_accuracy(test_embedding, config.classes).accuracy;
+  summary.test_accuracy = test.accuracy;
   if (options.outputs) {
     save_embedding(path_join(dir, "test_features.pt"), test_embedding,
                    state.center_loss->centers(), config.classes);

@@ -13,6 +13,7 @@
 // the initial weights come from the seed, and each epoch's sample order from (seed, epoch).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "data/dataset.h"
@@ -26,6 +27,9 @@ namespace centerloss::trainer {
 struct RunOptions {
   std::string out_dir;           // the run folder (created)
   bool resume = false;           // continue from out_dir/checkpoint.pt
+  // On resume: that checkpoint if the caller has already opened it (to read its config), so
+  // that the file is parsed once; else train() opens it.
+  std::shared_ptr<CheckpointFile> checkpoint;
   bool progress = true;          // progress bar on stderr
   bool outputs = true;           // test features, figures and report.md at the end
   std::string python = default_python();
