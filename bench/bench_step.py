@@ -16,8 +16,10 @@ On the same inputs, in one run, for every (N, D, K, dtype) of the sweep:
             write the gradient and the centers' rows): the memory roofline
 
 Every recipe is first checked against the op (loss, feature gradient, moved centers), then
-warmed up and timed over many iterations; the median is reported (CPU: wall clock per step;
-CUDA: torch.cuda.Event per step, plus GPU kernel time from the profiler at N = D = 512).
+warmed up and timed over many steps that cycle through --label-batches label batches; the
+median is reported (CPU: wall clock per step, the recipes other than distmat taking turns in
+--rounds rounds; CUDA: torch.cuda.Event per step, plus GPU kernel time, device ops per step and
+the largest kernels from the profiler at N = D = 512).
 Writes JSON (machine, versions, commit, every timing), a markdown table and a figure of time
 against K. Example:
 
