@@ -76,6 +76,8 @@ def make_op_raw_step(device):
     def step(x, y, c):
         loss, basis = torch.ops.centerloss._forward_step_(x.detach(), y, c, skipped, 0.0, 1,
                                                           ALPHA, 0)
+        if device.type == "cpu":  # a unit loss gradient: autograd returns the basis itself
+            return loss, basis
         return loss, torch.ops.centerloss.backward(one, basis)
 
     return step

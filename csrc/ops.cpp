@@ -13,6 +13,7 @@
 //   _advise_huge_pages(t) -> bool   [module internal: csrc/memory/huge_pages.h]
 //   _cpu_isa() -> str               [the CPU kernels' instruction set: "avx2" or "baseline"]
 #include <ATen/ATen.h>
+#include <c10/core/impl/TorchDispatchModeTLS.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -44,6 +45,26 @@ Tensor call_backward(const Tensor& grad_loss, const Tensor& grad_basis) {
   return op.call(grad_loss, grad_basis);
 }
 
+// A unit loss gradient on a plain CPU tensor: loss.backward() on a scalar loss, the common case.
+// Then 1 * basis == basis bit for bit, so backward returns the saved basis itself instead of a
+// scaled copy, saving a pass over [N, D] and an allocation (on CUDA reading the value would sync).
+// Safe under autograd's rules: the engine adds into a gradient in place only when it holds the
+// only reference (so after retain_graph=False released the saved one), and hooks must not modify
+// their argument. Fake, functional and batched tensors (torch.compile, functorch) and tensors
+// under a dispatch mode take the op, as on CUDA.
+bool is_plain_cpu_unit(const Tensor& grad_loss) {
+  static const c10::DispatchKeySet plain_cpu({c10::DispatchKey::CPU, c10::DispatchKey::AutogradCPU,
+                                              c10::DispatchKey::ADInplaceOrView,
+                                              c10::DispatchKey::AutocastCPU});
+  return grad_loss.defined() && grad_loss.dim() == 0 &&
+         plain_cpu.isSupersetOf(grad_loss.key_set()) &&
+         c10::impl::TorchDispatchModeTLS::stack_len() == 0 && grad_loss.item<double>() == 1.0;
+}
+
+Tensor features_gradient(const Tensor& grad_loss, const Tensor& grad_basis) {
+  return is_plain_cpu_unit(grad_loss) ? grad_basis : call_backward(grad_loss, grad_basis);
+}
+
 // Autograd: the gradient basis is computed in forward from the centers of that moment and
 // saved; backward only scales it, so a center step between forward and backward changes
 // nothing, and backward never writes to saved tensors (retain_graph works).
@@ -64,7 +85,7 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor& grad_basis = saved[0];
-    Tensor grad_features = call_backward(grads[0], grad_basis);
+    Tensor grad_features = features_gradient(grads[0], grad_basis);
     Tensor grad_centers;
     if (ctx->needs_input_grad(2)) {  // UpdateRule::Gradient: dL/dc_j = -sum_{y_i=j} dL/dx_i
       const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["centers_dtype"].toInt());
@@ -122,7 +143,7 @@ class CenterLossStepFunction : public torch::autograd::Function<CenterLossStepFu
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    return {call_backward(grads[0], saved[0]), Tensor(), Tensor(), Tensor(),
+    return {features_gradient(grads[0], saved[0]), Tensor(), Tensor(), Tensor(),
             Tensor(),                          Tensor(), Tensor(), Tensor()};
   }
 };

@@ -169,6 +169,40 @@ def test_backward_uses_the_centers_of_the_forward_and_supports_retain_graph():
     torch.testing.assert_close(x.grad, 2 * expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("op", ["center_loss", "_center_loss_step_"])
+def test_unit_loss_gradient_returns_the_saved_basis_safely(dtype, op):
+    """On the CPU a loss gradient of exactly 1 makes backward return the saved basis itself (no
+    scaled copy). The bits must be those of the op's scaling, any other loss gradient must still
+    be scaled, and features used twice must not corrupt the saved basis when autograd adds the
+    other gradient: a second and third backward with retain_graph add the same amount."""
+    features, labels, centers = make_case(30, 6, 4, dtype, 5)
+    ops = torch.ops.centerloss
+    skipped = torch.zeros((), dtype=torch.long)
+    _, basis = ops._forward_step_(features, labels, centers.clone(), skipped, 0.0, 1, 0.5, 0)
+    unit = ops.backward(torch.ones(()), basis)
+    half = ops.backward(torch.full((), 0.5), basis)
+
+    def loss_of(x):
+        if op == "center_loss":
+            return centerloss.center_loss(x, labels, centers)
+        return ops._center_loss_step_(x, labels, centers.clone(), skipped, 0.0, 1, 0.5, 0)
+
+    x = features.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_of(x), x)
+    assert torch.equal(grad, unit)
+    (grad,) = torch.autograd.grad(loss_of(x), x, grad_outputs=torch.full((), 0.5))
+    assert torch.equal(grad, half)
+
+    w = torch.randn(features.shape, generator=torch.Generator().manual_seed(6)).to(dtype)
+    total = loss_of(x) + (x * w).sum()  # the features feed a second loss, as with softmax
+    once = unit + w
+    for times in range(1, 4):
+        total.backward(retain_graph=times < 3)
+        assert torch.equal(x.grad, once if times == 1 else expected + once)
+        expected = x.grad.clone()
+
+
 def test_opcheck_every_op():
     features, labels, centers = make_case(9, 3, 4, torch.float64, 8, torch.float64)
     x = features.requires_grad_(True)
