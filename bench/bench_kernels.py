@@ -9,30 +9,23 @@ come from this script. Every variant runs in its own process, because the instru
     .venv/bin/python bench/bench_kernels.py --n 4096 --d 512 --k 1000000 --huge-pages both
 
 Prints one line per (variant, N, D, K): forward, backward and update times, their sum, then
-forward and update timed together as two ops and as the one op the module runs (_forward_step_).
+forward and update timed together as two ops and as the one op the module runs (_forward_step_);
+writes the same rows as JSON (--json, default bench/results/bench_kernels.json).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 WORKER = "--worker"
-
-
-def time_us(fn, iters: int, warmup: int = 10) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+REPO = Path(__file__).resolve().parent.parent
 
 
 def time_pair_us(fa, fb, make_input, iters: int, warmup: int = 10) -> tuple[float, float]:
@@ -57,6 +50,10 @@ def worker(args) -> None:
     import torch
 
     import centerloss  # noqa: F401  (loads the ops)
+    from _common import centers_table, median_seconds
+
+    def time_us(fn):
+        return median_seconds(fn, args.iters) * 1e6
 
     torch.set_num_threads(args.threads)
     ops = torch.ops.centerloss
@@ -72,10 +69,10 @@ def worker(args) -> None:
                 turn = iter(range(1 << 62))
                 next_y = lambda: pool[next(turn) % len(pool)]  # noqa: E731
                 y = pool[0]
-                c = torch.empty(k, d)
-                if args.huge_pages == "on":
-                    ops._advise_huge_pages(c)  # as CenterLoss allocates its table
-                c.normal_(generator=gen)
+                if args.huge_pages == "on":  # as CenterLoss allocates its table
+                    c = centers_table(k, d, "cpu", gen)
+                else:
+                    c = torch.empty(k, d).normal_(generator=gen)
                 one = torch.ones(())
                 skipped = torch.zeros((), dtype=torch.long)
                 _, basis = ops.forward(x, y, c, 0.0, 1)
@@ -88,10 +85,9 @@ def worker(args) -> None:
                     ops._forward_step_(x, labels, c, skipped, 0.0, 1, 0.5, 0)
 
                 parts = {
-                    "forward": time_us(lambda: ops.forward(x, next_y(), c, 0.0, 1), args.iters),
-                    "backward": time_us(lambda: ops.backward(one, basis), args.iters),
-                    "update": time_us(
-                        lambda: ops.update_centers_(c, x, next_y(), 0.5, 0), args.iters),
+                    "forward": time_us(lambda: ops.forward(x, next_y(), c, 0.0, 1)),
+                    "backward": time_us(lambda: ops.backward(one, basis)),
+                    "update": time_us(lambda: ops.update_centers_(c, x, next_y(), 0.5, 0)),
                 }
                 # The two ops against the one op the module runs now (one pass where that
                 # pays), timed alternately on the same label batch.
@@ -113,6 +109,8 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--label-batches", type=int, default=16,
                    help="distinct label batches cycled through (1: the same rows every call)")
+    p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "bench_kernels.json",
+                   help="where every row goes, with date, commit and command")
     p.add_argument(WORKER, action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -126,6 +124,7 @@ def main(argv=None) -> int:
           f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9} {'two ops':>9} "
           f"{'one op':>9}  (us, medians; two ops = forward then update in one loop; one op = "
           f"_forward_step_, the module's forward and update)")
+    rows = []
     for isa in isas:
         env = dict(os.environ)
         env.pop("CENTERLOSS_CPU_ISA", None)
@@ -139,14 +138,27 @@ def main(argv=None) -> int:
                        "--label-batches", str(args.label_batches),
                        "--n", *map(str, args.n), "--d", *map(str, args.d),
                        "--k", *map(str, args.k)]
-                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise SystemExit(f"bench_kernels.py worker failed ({isa}, {threads} "
+                                     f"threads, huge pages {huge}):\n{out.stderr}")
                 for r in json.loads(out.stdout.strip().splitlines()[-1]):
+                    rows.append(r)
                     total = r["forward"] + r["backward"] + r["update"]
                     print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {r['N']:>5} "
                           f"{r['D']:>4} {r['K']:>8} {r['forward']:9.1f} {r['backward']:9.1f} "
                           f"{r['update']:9.1f} {total:9.1f} "
                           f"{r['two_ops']:9.1f} {r['forward_step']:9.1f}",
                           flush=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip() or None
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "unit": "microseconds, median per call", "rows": rows}, indent=1) + "\n")
+    print(f"wrote {args.json}")
     return 0
 
 

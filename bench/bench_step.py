@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 import centerloss
+from _common import calibrated_iters, centers_table, wall_times
 
 ALPHA = 0.5  # center step of the paper rule, and SGD learning rate of the distmat recipe
 SWEEP = {"N": (128, 512, 4096), "D": (2, 128, 512), "K": (10, 1000, 100_000, 1_000_000)}
@@ -55,10 +56,12 @@ REPO = Path(__file__).resolve().parent.parent
 def make_op_step(centers):
     """This project as users call it: nn.CenterLoss in training mode (loss with autograd, center
     step inside forward), on the benchmark's centers table (shared, not copied)."""
-    with torch.device("meta"):  # no K x D allocation: the buffer is replaced below
+    with torch.device("meta"):  # no K x D allocation: the state is assigned below
         module = centerloss.CenterLoss(centers.shape[0], centers.shape[1], alpha=ALPHA)
-    module.centers = centers
-    module.skipped_updates = torch.zeros((), dtype=torch.long, device=centers.device)
+    # strict: a buffer the module gains later fails here instead of staying on the meta device
+    module.load_state_dict({"centers": centers, "skipped_updates": torch.zeros(
+        (), dtype=torch.long, device=centers.device)}, strict=True, assign=True)
+    assert module.centers.data_ptr() == centers.data_ptr()
 
     def step(x, y, _c):
         loss = module(x, y)
@@ -144,30 +147,17 @@ def sync(device):
 
 def time_steps(fn, device, target_s, min_iters, max_iters, warmup):
     """Median seconds per call of fn() after warm-up; iterations sized to about target_s."""
-    for _ in range(warmup):
+    iters = calibrated_iters(fn, target_s, min_iters, max_iters, warmup, lambda: sync(device))
+    if device.type != "cuda":
+        return statistics.median(wall_times(fn, iters)), iters
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+             for _ in range(iters)]
+    for start, end in pairs:
+        start.record()
         fn()
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    once = max(time.perf_counter() - t0, 1e-7)
-    iters = int(min(max(target_s / once, min_iters), max_iters))
-    if device.type == "cuda":
-        pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                 for _ in range(iters)]
-        for start, end in pairs:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        times = [start.elapsed_time(end) * 1e-3 for start, end in pairs]
-    else:
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times), iters
+        end.record()
+    torch.cuda.synchronize(device)
+    return statistics.median(start.elapsed_time(end) * 1e-3 for start, end in pairs), iters
 
 
 def time_interleaved(fns, target_s, rounds, min_iters, max_iters, warmup):
@@ -178,22 +168,13 @@ def time_interleaved(fns, target_s, rounds, min_iters, max_iters, warmup):
     skew its ratio to the others by up to 2x. Taking turns spreads every burst over all of them.
     Returns {name: (median seconds, iterations)}.
     """
-    per_block = {}
-    for name, fn in fns.items():
-        for _ in range(warmup):
-            fn()
-        t0 = time.perf_counter()
-        fn()
-        once = max(time.perf_counter() - t0, 1e-7)
-        iters = int(min(max(target_s / once, min_iters), max_iters))
-        per_block[name] = max(1, -(-iters // rounds))
+    per_block = {name: max(1, -(-calibrated_iters(fn, target_s, min_iters, max_iters, warmup)
+                                // rounds))
+                 for name, fn in fns.items()}
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            for _ in range(per_block[name]):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+            times[name] += wall_times(fn, per_block[name])
     return {name: (statistics.median(t), len(t)) for name, t in times.items()}
 
 
@@ -567,11 +548,7 @@ def main(argv=None):
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             gen = torch.Generator(device=device).manual_seed(k * 13 + d)
-            # Allocated as CenterLoss allocates its table (huge pages for large CPU tables),
-            # then shared by every recipe.
-            centers = torch.empty(k, d, device=device)
-            torch.ops.centerloss._advise_huge_pages(centers)
-            centers.normal_(generator=gen).requires_grad_(True)
+            centers = centers_table(k, d, device, gen).requires_grad_(True)  # every recipe's
         results.append(run_config(n, d, k, dt, centers, device, args, compiled))
         elapsed = time.perf_counter() - start
         eta = elapsed / (idx + 1) * (len(configs) - idx - 1)

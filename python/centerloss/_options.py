@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 
-REDUCTIONS = ("mean", "sum", "none")
+# Names and the integer codes the ops take (centerloss::Reduction and UpdateRule in C++).
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+STEP_RULES = {"paper": 0, "mean": 1}  # the rules a center step applies ("gradient": an optimizer)
 UPDATES = ("paper", "mean", "gradient")
 INITS = ("zeros", "normal", "xavier", "first_sight")
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import torch
 
-REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
-UPDATE_RULES = {"paper": 0, "mean": 1}
+from ._options import REDUCTIONS, STEP_RULES
 
 
 def _reduction_code(reduction: str) -> int:
@@ -14,11 +13,11 @@ def _reduction_code(reduction: str) -> int:
 
 
 def _rule_code(rule: str) -> int:
-    if rule not in UPDATE_RULES:
+    if rule not in STEP_RULES:
         raise ValueError(
-            f"rule must be one of {sorted(UPDATE_RULES)} for an explicit center step, got {rule!r}"
+            f"rule must be one of {sorted(STEP_RULES)} for an explicit center step, got {rule!r}"
         )
-    return UPDATE_RULES[rule]
+    return STEP_RULES[rule]
 
 
 def center_loss(

@@ -24,7 +24,8 @@ def check_options(num_classes, alpha, weight, reduction, update, margin, init, i
 
 def check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"center_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise ValueError(
+            f"center_loss: reduction must be one of {tuple(REDUCTIONS)}, got {reduction!r}")
 
 
 def check_pair(inputs, what: str) -> None:

@@ -30,11 +30,10 @@ def per_sample_loss(features, labels, centers, margin: float):
     # sqrt has an infinite slope at 0: feed it 1 there and select 0 after, so that the gradient
     # is 0 (the spec's value where d <= margin) instead of 0 * inf = NaN.
     # A NaN squared distance stays NaN (a NaN feature must show in the loss, spec section 3):
-    # it is neither > 0 nor > margin, so it takes the `squared` and `distance` branches.
+    # it is neither > 0 nor <= margin, so it takes the `squared` and `distance - margin` branches.
     positive = squared > 0
     distance = ops.where(positive, ops.sqrt(ops.where(positive, squared, 1.0)), squared)
-    inside = ops.where(distance == distance, 0.0, distance)  # 0, or the NaN itself
-    hinge = ops.where(distance > margin, distance - margin, inside)
+    hinge = ops.where(distance <= margin, 0.0, distance - margin)
     return 0.5 * hinge * hinge
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from keras import backend, ops
 
+from .. import functional as torch_functional  # the C++ ops, for the torch backend
+from .._options import STEP_RULES
 from . import _checks, _math
 
 
@@ -17,8 +19,6 @@ def center_loss(features, labels, centers, margin: float = 0.0, reduction: str =
     features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
     labels = _checks.check_batch(features, labels, centers.shape)
     if backend.backend() == "torch":
-        from .. import functional as torch_functional  # the C++ op: torch backend only
-
         return torch_functional.center_loss(features, labels, centers, float(margin), reduction)
     return _math.reduce_loss(_math.per_sample_loss(features, labels, centers, margin), reduction)
 
@@ -29,13 +29,11 @@ def center_step(centers, features, labels, alpha: float = 0.5, rule: str = "pape
     Returns (new_centers [K, D], applied scalar bool); applied is False, and new_centers equals
     centers, when a feature is non-finite.
     """
-    if rule not in ("paper", "mean"):
+    if rule not in STEP_RULES:
         raise ValueError(f"center_step: rule must be 'paper' or 'mean', got {rule!r}")
     features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
     labels = _checks.check_batch(features, labels, centers.shape)
     if backend.backend() == "torch":
-        from .. import functional as torch_functional  # the C++ op: torch backend only
-
         moved = centers.detach().clone()
         applied = torch_functional.update_centers_(moved, features, labels, float(alpha), rule)
         return moved, applied

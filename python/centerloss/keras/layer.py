@@ -3,8 +3,10 @@ model's losses and moves the centers in training (spec sections 1-4)."""
 from __future__ import annotations
 
 import keras
+import torch
 from keras import backend, ops
 
+from .. import functional as torch_functional
 from . import _checks, _math
 
 _INITIALIZERS = {"zeros": "zeros", "first_sight": "zeros", "xavier": "glorot_uniform"}
@@ -123,11 +125,6 @@ class CenterLoss(keras.layers.Layer):
         return loss
 
     def _torch_forward(self, features, labels, training: bool):
-        # Only this backend uses torch (though centerloss/__init__ imports it for every backend).
-        import torch
-
-        from .. import functional as torch_functional
-
         centers = self.centers.value  # the variable's torch tensor, updated in place
         # call() left the label values to these ops: each raises (RuntimeError) for a label
         # outside [0, K) before it changes anything.
