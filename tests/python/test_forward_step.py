@@ -65,15 +65,57 @@ def test_same_bits_for_one_and_two_threads():
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("d", [2, 32])
-def test_non_finite_batch_shows_in_the_loss_and_moves_nothing(d):
-    features, labels, centers = reference.make_case(64, d, 10, torch.float32, 5)
-    features[17, 1] = float("nan")
+# (N, D, K) on each path of the kernel: two passes (D <= 4; x of 8 MiB with a small table) and
+# one pass (which moves centers as it goes, so it must have checked x before).
+GUARD_SHAPES = [(64, 2, 10), (4096, 512, 100), (300, 17, 1000)]
+
+
+@pytest.mark.parametrize("n,d,k", GUARD_SHAPES)
+@pytest.mark.parametrize("bad,dtype", [(float("nan"), torch.float32),
+                                       (float("inf"), torch.bfloat16),
+                                       (float("-inf"), torch.float64)])
+def test_non_finite_batch_shows_in_the_loss_and_moves_nothing(n, d, k, bad, dtype):
+    features, labels, centers = reference.make_case(n, d, k, dtype, 5)
+    features[n - 7, 1] = bad
     before = centers.clone()
     skipped = torch.tensor([3])
     loss, basis = ops._forward_step_(features, labels, centers, skipped, 0.0, 1, 0.5, 0)
-    assert torch.isnan(loss) and torch.isnan(basis[17, 1])
+    assert not torch.isfinite(loss) and not torch.isfinite(basis[n - 7, 1])
     assert torch.equal(centers, before) and int(skipped) == 4
+
+
+@pytest.mark.parametrize("n,d,k", GUARD_SHAPES)
+def test_finite_batch_whose_distance_overflows_still_steps(n, d, k):
+    """1e20^2 overflows float32: the loss is infinite, yet every feature is finite, so the batch
+    steps (spec section 3: only a NaN or an infinity in the batch skips), as update_centers_ does."""
+    features, labels, centers = reference.make_case(n, d, k, torch.float32, 6)
+    features[n - 3, 0] = 1e20
+    c1, c2 = centers.clone(), centers.clone()
+    s1, s2 = torch.zeros((), dtype=torch.long), torch.zeros((), dtype=torch.long)
+    loss1, basis1 = two_ops(features, labels, c1, s1, 0.0, 1, 0.5, 0)
+    loss2, basis2 = ops._forward_step_(features, labels, c2, s2, 0.0, 1, 0.5, 0)
+    assert torch.isinf(loss2) and torch.equal(loss1, loss2) and torch.equal(basis1, basis2)
+    assert torch.equal(c1, c2) and int(s2) == 0
+    assert c2[labels[n - 3], 0] != centers[labels[n - 3], 0]
+
+
+@pytest.mark.parametrize("n,d,k", GUARD_SHAPES)
+def test_a_loaded_non_finite_center_does_not_stop_the_step(n, d, k):
+    """A NaN center (a state loaded by the user: the guard keeps the module's own finite) makes
+    its rows' losses NaN, but the features are finite, so the batch steps as update_centers_
+    does: the other centers move, the NaN one stays NaN."""
+    features, labels, centers = reference.make_case(n, d, k, torch.float32, 8)
+    centers[labels[0]] = float("nan")
+    c1, c2 = centers.clone(), centers.clone()
+    s1, s2 = torch.zeros((), dtype=torch.long), torch.zeros((), dtype=torch.long)
+    loss1, basis1 = two_ops(features, labels, c1, s1, 0.0, 2, 0.5, 0)
+    loss2, basis2 = ops._forward_step_(features, labels, c2, s2, 0.0, 2, 0.5, 0)
+    exact = dict(rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(loss2, loss1, **exact)
+    torch.testing.assert_close(basis2, basis1, **exact)
+    torch.testing.assert_close(c2, c1, **exact)
+    assert int(s2) == 0 and torch.isnan(loss2)
+    assert not torch.equal(c2[labels[-1]], centers[labels[-1]]) or labels[-1] == labels[0]
 
 
 @pytest.mark.parametrize("d", [2, 32])
