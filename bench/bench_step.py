@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -165,16 +166,21 @@ def time_interleaved(fns, target_s, rounds, min_iters, max_iters, warmup):
 
     This 2-vCPU VM has bursts of outside load lasting 0.1-1 s that stall a 2-thread step by up
     to 3x; timing each recipe in its own 50 ms window let a burst land on one recipe only and
-    skew its ratio to the others by up to 2x. Taking turns spreads every burst over all of them.
+    skew its ratio to the others by up to 2x. Taking turns spreads every burst over all of them;
+    the order of the turns is shuffled each round, so that no recipe always runs after the copy
+    (which flushes the L2 cache) or after the same other recipe.
     Returns {name: (median seconds, iterations)}.
     """
     per_block = {name: max(1, -(-calibrated_iters(fn, target_s, min_iters, max_iters, warmup)
                                 // rounds))
                  for name, fn in fns.items()}
     times = {name: [] for name in fns}
+    order = list(fns)
+    shuffle = random.Random(0).shuffle  # a recipe does not always follow the same other one
     for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name] += wall_times(fn, per_block[name])
+        shuffle(order)
+        for name in order:
+            times[name] += wall_times(fns[name], per_block[name])
     return {name: (statistics.median(t), len(t)) for name, t in times.items()}
 
 
