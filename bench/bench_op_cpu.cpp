@@ -1,9 +1,11 @@
 // One center-loss training step on the CPU, timed from C++ with Google Benchmark.
 //
 // BM_Step:     loss forward + feature gradient (autograd) + center update (paper rule), i.e.
-//              what a LibTorch training loop calls, through the public API of
-//              include/centerloss/ops.h.
-// BM_Kernels:  the same step through the registered ops without autograd bookkeeping.
+//              what a LibTorch training loop calls: the CenterLoss module of
+//              include/centerloss/center_loss.h, then torch::autograd::grad.
+// BM_Kernels:  the op that module runs (_forward_step_), without module or autograd
+//              bookkeeping; for a unit loss gradient on the CPU the features' gradient is the
+//              basis it returns (autograd hands it over without the backward op).
 // BM_Roofline: std::memcpy of the bytes the fused step must move (read x and the centers' rows,
 //              write the gradient and the centers' rows), i.e. the memory limit.
 // Arguments: N, D, K (float32 features, float32 centers). Each benchmark reports the moved
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <vector>
 
+#include "centerloss/center_loss.h"
 #include "centerloss/ops.h"
 
 namespace {
@@ -25,12 +28,13 @@ struct Batch {
   at::Tensor features, labels, centers;
 };
 
-Batch make_batch(int64_t n, int64_t d, int64_t k) {
+Batch make_batch(int64_t n, int64_t d, int64_t k, bool with_table = true) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/n * 7919 + d * 31 + k);
   Batch b;
   b.features = at::randn({n, d}, gen, at::kFloat);
   b.labels = at::randint(k, {n}, gen, at::kLong);
-  b.centers = at::zeros({k, d}, at::kFloat);  // values do not change the time; randn of 2 GB does
+  // Zeros: the values do not change the time; randn of 2 GB does.
+  if (with_table) b.centers = at::zeros({k, d}, at::kFloat);
   return b;
 }
 
@@ -44,15 +48,13 @@ void set_threads() {
 
 void BM_Step(benchmark::State& state) {
   set_threads();
-  Batch b = make_batch(state.range(0), state.range(1), state.range(2));
+  Batch b = make_batch(state.range(0), state.range(1), state.range(2), /*with_table=*/false);
   b.features.requires_grad_(true);
+  centerloss::CenterLoss module(state.range(2), state.range(1));  // its own zero table
   for (auto _ : state) {
-    at::Tensor loss = centerloss::center_loss(b.features, b.labels, b.centers);
+    at::Tensor loss = module->forward(b.features, b.labels);
     auto grads = torch::autograd::grad({loss}, {b.features});
-    at::Tensor applied =
-        centerloss::update_centers_(b.centers, b.features.detach(), b.labels, 0.5);
     benchmark::DoNotOptimize(grads[0].data_ptr());
-    benchmark::DoNotOptimize(applied.data_ptr());
   }
   state.SetBytesProcessed(state.iterations() * moved_bytes(state.range(0), state.range(1)));
 }
@@ -66,16 +68,11 @@ void BM_Kernels(benchmark::State& state) {
           .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
                                                     at::Tensor&, at::Tensor&, double, int64_t,
                                                     double, int64_t)>();
-  static auto backward = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("centerloss::backward", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-  const at::Tensor one = at::ones({}, at::kFloat);
   at::Tensor skipped = at::zeros({}, at::kLong);
-  for (auto _ : state) {  // the ops CenterLoss::forward and its backward run
+  for (auto _ : state) {  // the op CenterLoss::forward runs; its basis is the gradient
     auto [loss, basis] = forward_step.call(b.features, b.labels, b.centers, skipped, 0.0,
                                            /*mean*/ 1, 0.5, /*paper*/ 0);
-    at::Tensor grad = backward.call(one, basis);
-    benchmark::DoNotOptimize(grad.data_ptr());
+    benchmark::DoNotOptimize(basis.data_ptr());
   }
   state.SetBytesProcessed(state.iterations() * moved_bytes(state.range(0), state.range(1)));
 }
