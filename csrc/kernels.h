@@ -29,6 +29,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const
 // Backward: grad_features[i, :] = grad_loss * grad_basis[i, :] (grad_loss scalar for Mean/Sum,
 // [N] for None). Returns a new tensor of the features' dtype; never writes to grad_basis.
 at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
+// The same scaling written over grad_basis itself (contiguous, [N, D]; grad_loss in the
+// accumulation dtype, contiguous): the same bits as backward_cpu, no allocation. For autograd's
+// last use of a saved basis.
+void backward_in_place_cpu(const at::Tensor& grad_loss, at::Tensor& grad_basis);
 
 // Center step of spec section 3 for rules Paper and Mean, in place on `centers`:
 //   c_j <- c_j - step_factor(n_j) * sum_{i: y_i = j} (c_j - x_i)

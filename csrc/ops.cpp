@@ -15,6 +15,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/impl/TorchDispatchModeTLS.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/graph_task.h>
 #include <torch/library.h>
 
 #include "centerloss/ops.h"
@@ -45,24 +46,36 @@ Tensor call_backward(const Tensor& grad_loss, const Tensor& grad_basis) {
   return op.call(grad_loss, grad_basis);
 }
 
-// A unit loss gradient on a plain CPU tensor: loss.backward() on a scalar loss, the common case.
-// Then 1 * basis == basis bit for bit, so backward returns the saved basis itself instead of a
-// scaled copy, saving a pass over [N, D] and an allocation (on CUDA reading the value would sync).
-// Safe under autograd's rules: the engine adds into a gradient in place only when it holds the
-// only reference (so after retain_graph=False released the saved one), and hooks must not modify
-// their argument. Fake, functional and batched tensors (torch.compile, functorch) and tensors
-// under a dispatch mode take the op, as on CUDA.
-bool is_plain_cpu_unit(const Tensor& grad_loss) {
+// The features' gradient from the saved basis, on the CPU without the scaled copy where that is
+// safe (for plain tensors: fake, functional and batched tensors of torch.compile and functorch,
+// and tensors under a dispatch mode, take the op, as CUDA does, where reading the value would
+// sync):
+// - a loss gradient of exactly 1 (loss.backward() on a scalar loss): 1 * basis == basis bit for
+//   bit, so the basis itself is the gradient. Safe under autograd's rules even with
+//   retain_graph: the engine adds into a gradient in place only when it holds the only
+//   reference, and hooks must not modify their argument.
+// - any other loss gradient (lambda * loss) when autograd frees the saved basis after this node
+//   (no retain_graph): the basis is scaled in place, same bits as the op, no allocation.
+bool is_plain_cpu(const Tensor& t) {
   static const c10::DispatchKeySet plain_cpu({c10::DispatchKey::CPU, c10::DispatchKey::AutogradCPU,
                                               c10::DispatchKey::ADInplaceOrView,
                                               c10::DispatchKey::AutocastCPU});
-  return grad_loss.defined() && grad_loss.dim() == 0 &&
-         plain_cpu.isSupersetOf(grad_loss.key_set()) &&
-         c10::impl::TorchDispatchModeTLS::stack_len() == 0 && grad_loss.item<double>() == 1.0;
+  return t.defined() && plain_cpu.isSupersetOf(t.key_set());
 }
 
-Tensor features_gradient(const Tensor& grad_loss, const Tensor& grad_basis) {
-  return is_plain_cpu_unit(grad_loss) ? grad_basis : call_backward(grad_loss, grad_basis);
+Tensor features_gradient(const Tensor& grad_loss, Tensor grad_basis) {
+  const bool plain = is_plain_cpu(grad_loss) && is_plain_cpu(grad_basis) &&
+                     c10::impl::TorchDispatchModeTLS::stack_len() == 0 &&
+                     grad_basis.is_contiguous();
+  if (!plain) return call_backward(grad_loss, grad_basis);
+  if (grad_loss.dim() == 0 && grad_loss.item<double>() == 1.0) return grad_basis;
+  const bool last_use = !torch::autograd::get_current_graph_task_keep_graph();
+  const bool shape_ok = grad_loss.dim() == 0 ||
+                        (grad_loss.dim() == 1 && grad_loss.size(0) == grad_basis.size(0));
+  if (!last_use || !shape_ok) return call_backward(grad_loss, grad_basis);  // the op checks
+  const auto acc = grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  kernels::backward_in_place_cpu(grad_loss.to(acc).contiguous(), grad_basis);
+  return grad_basis;
 }
 
 // Autograd: the gradient basis is computed in forward from the centers of that moment and

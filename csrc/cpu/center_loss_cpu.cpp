@@ -495,8 +495,9 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const
   return {reduce_losses(losses, reduction), grad_basis};
 }
 
-at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
-  at::Tensor grad = at::empty_like(grad_basis, at::MemoryFormat::Contiguous);
+namespace {
+// out[i, :] = grad_loss (or grad_loss[i]) * basis[i, :]; out may be basis itself (elementwise).
+void scale_basis(const at::Tensor& grad_loss, const at::Tensor& grad_basis, at::Tensor& out) {
   const int64_t n = grad_basis.size(0);
   const int64_t dim = grad_basis.size(1);
   const bool per_sample = grad_loss.dim() == 1;
@@ -506,12 +507,12 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
     using raw_t = typename Io<scalar_t>::raw;
     const acc_t* g = grad_loss.const_data_ptr<acc_t>();
     const raw_t* b = raw_ptr<scalar_t>(grad_basis);
-    raw_t* out = raw_mut_ptr<scalar_t>(grad);
+    raw_t* o = raw_mut_ptr<scalar_t>(out);
     if (!per_sample) {  // one scale for the whole batch: a flat loop, whatever D is
       const acc_t g0 = g[0];
       at::parallel_for(0, n * dim, kWorkPerTask, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
-          out[k] = Io<scalar_t>::store(g0 * read<scalar_t, acc_t>(b[k]));
+          o[k] = Io<scalar_t>::store(g0 * read<scalar_t, acc_t>(b[k]));
         }
       });
       return;
@@ -520,12 +521,22 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basi
       for (int64_t i = begin; i < end; ++i) {
         const acc_t gi = g[i];
         for (int64_t k = i * dim; k < (i + 1) * dim; ++k) {
-          out[k] = Io<scalar_t>::store(gi * read<scalar_t, acc_t>(b[k]));
+          o[k] = Io<scalar_t>::store(gi * read<scalar_t, acc_t>(b[k]));
         }
       }
     });
   });
+}
+}  // namespace
+
+at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
+  at::Tensor grad = at::empty_like(grad_basis, at::MemoryFormat::Contiguous);
+  scale_basis(grad_loss, grad_basis, grad);
   return grad;
+}
+
+void backward_in_place_cpu(const at::Tensor& grad_loss, at::Tensor& grad_basis) {
+  scale_basis(grad_loss, grad_basis, grad_basis);
 }
 
 namespace {

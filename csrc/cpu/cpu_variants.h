@@ -19,6 +19,7 @@
                                                  const at::Tensor& centers, double margin,    \
                                                  int64_t reduction);                          \
   at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis);         \
+  void backward_in_place_cpu(const at::Tensor& grad_loss, at::Tensor& grad_basis);            \
   bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features,                    \
                           const at::Tensor& labels, double alpha, int64_t rule);              \
   std::tuple<at::Tensor, at::Tensor> forward_step_cpu(                                        \

@@ -12,6 +12,7 @@ struct CpuKernels {
   const char* isa;
   decltype(&baseline::forward_cpu) forward;
   decltype(&baseline::backward_cpu) backward;
+  decltype(&baseline::backward_in_place_cpu) backward_in_place;
   decltype(&baseline::update_centers_cpu) update;
   decltype(&baseline::forward_step_cpu) forward_step;
 };
@@ -21,14 +22,16 @@ struct CpuKernels {
 const CpuKernels& chosen() {
   static const CpuKernels kernels = [] {
     const CpuKernels base{"baseline", &baseline::forward_cpu, &baseline::backward_cpu,
-                          &baseline::update_centers_cpu, &baseline::forward_step_cpu};
+                          &baseline::backward_in_place_cpu, &baseline::update_centers_cpu,
+                          &baseline::forward_step_cpu};
 #if defined(CENTERLOSS_HAVE_AVX2_KERNELS)
     const char* forced = std::getenv("CENTERLOSS_CPU_ISA");
     if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return base;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
       return CpuKernels{"avx2", &avx2::forward_cpu, &avx2::backward_cpu,
-                        &avx2::update_centers_cpu, &avx2::forward_step_cpu};
+                        &avx2::backward_in_place_cpu, &avx2::update_centers_cpu,
+                        &avx2::forward_step_cpu};
     }
 #endif
     return base;
@@ -48,6 +51,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const
 
 at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
   return chosen().backward(grad_loss, grad_basis);
+}
+
+void backward_in_place_cpu(const at::Tensor& grad_loss, at::Tensor& grad_basis) {
+  chosen().backward_in_place(grad_loss, grad_basis);
 }
 
 bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,

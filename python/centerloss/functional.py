@@ -33,7 +33,10 @@ def center_loss(
     centers: [K, D] float32/float64, same device. reduction "mean" (s = 1/N, default), "sum"
     (s = 1) or "none" (the [N] per-sample vector). The result is float32 (float64 for float64
     inputs). Differentiable in features, and in centers when they require grad (the "gradient"
-    rule). Does not modify the centers.
+    rule). Does not modify the centers. On the CPU the features' gradient reuses the tensor the
+    forward saved (as it is for a loss gradient of 1, scaled in place when the graph is freed),
+    so, as for autograd hooks, do not modify a gradient in place and then backward through the
+    same graph again (retain_graph).
     """
     return torch.ops.centerloss.center_loss(
         features, labels, centers, float(margin), _reduction_code(reduction)

@@ -171,36 +171,45 @@ def test_backward_uses_the_centers_of_the_forward_and_supports_retain_graph():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("op", ["center_loss", "_center_loss_step_"])
-def test_unit_loss_gradient_returns_the_saved_basis_safely(dtype, op):
-    """On the CPU a loss gradient of exactly 1 makes backward return the saved basis itself (no
-    scaled copy). The bits must be those of the op's scaling, any other loss gradient must still
-    be scaled, and features used twice must not corrupt the saved basis when autograd adds the
-    other gradient: a second and third backward with retain_graph add the same amount."""
+def test_cpu_backward_without_a_copy_gives_the_op_bits_and_keeps_retained_graphs(dtype, op):
+    """On the CPU backward skips the backward op's new tensor: a loss gradient of exactly 1 returns
+    the saved basis itself, any other scales it in place when autograd frees it after the node
+    (no retain_graph). The bits must be the op's, and a retained graph must see an intact basis:
+    a second and third backward add the same amount, also when the features feed a second loss
+    (autograd then adds into the gradient it was handed)."""
     features, labels, centers = make_case(30, 6, 4, dtype, 5)
     ops = torch.ops.centerloss
     skipped = torch.zeros((), dtype=torch.long)
     _, basis = ops._forward_step_(features, labels, centers.clone(), skipped, 0.0, 1, 0.5, 0)
-    unit = ops.backward(torch.ones(()), basis)
-    half = ops.backward(torch.full((), 0.5), basis)
 
-    def loss_of(x):
+    loss_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+
+    def scaled(g):  # the backward op: a new tensor, never the basis
+        return ops.backward(torch.as_tensor(g, dtype=loss_dtype), basis)
+
+    def loss_of(x, reduction=1):
         if op == "center_loss":
-            return centerloss.center_loss(x, labels, centers)
-        return ops._center_loss_step_(x, labels, centers.clone(), skipped, 0.0, 1, 0.5, 0)
+            return ops.center_loss(x, labels, centers, 0.0, reduction)
+        return ops._center_loss_step_(x, labels, centers.clone(), skipped, 0.0, reduction, 0.5, 0)
 
     x = features.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss_of(x), x)
-    assert torch.equal(grad, unit)
-    (grad,) = torch.autograd.grad(loss_of(x), x, grad_outputs=torch.full((), 0.5))
-    assert torch.equal(grad, half)
+    for g in (1.0, 0.5, 0.01):  # unit, and lambda * loss
+        (grad,) = torch.autograd.grad(loss_of(x), x, grad_outputs=torch.tensor(g, dtype=loss_dtype))
+        assert torch.equal(grad, scaled(g)), g
+    w = torch.rand(30, generator=torch.Generator().manual_seed(4))  # reduction none, per sample
+    _, basis_sum = ops._forward_step_(features, labels, centers.clone(), skipped, 0.0, 0, 0.5, 0)
+    (grad,) = torch.autograd.grad(loss_of(x, reduction=0), x, grad_outputs=w)
+    assert torch.equal(grad, ops.backward(w, basis_sum))
 
-    w = torch.randn(features.shape, generator=torch.Generator().manual_seed(6)).to(dtype)
-    total = loss_of(x) + (x * w).sum()  # the features feed a second loss, as with softmax
-    once = unit + w
-    for times in range(1, 4):
-        total.backward(retain_graph=times < 3)
-        assert torch.equal(x.grad, once if times == 1 else expected + once)
-        expected = x.grad.clone()
+    other = torch.randn(features.shape, generator=torch.Generator().manual_seed(6)).to(dtype)
+    for g, second_loss in itertools.product((1.0, 0.01), (False, True)):
+        x.grad = None
+        total = loss_of(x) * g + ((x * other).sum() if second_loss else 0)
+        once = scaled(g) + other if second_loss else scaled(g)
+        for times in range(1, 4):
+            total.backward(retain_graph=times < 3)
+            assert torch.equal(x.grad, once if times == 1 else expected + once), (g, times)
+            expected = x.grad.clone()
 
 
 def test_opcheck_every_op():
