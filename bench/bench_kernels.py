@@ -9,7 +9,8 @@ come from this script. Every variant runs in its own process, because the instru
     .venv/bin/python bench/bench_kernels.py --n 4096 --d 512 --k 1000000 --huge-pages both
 
 Prints one line per (variant, N, D, K): forward, backward and update times, their sum, then
-forward and update timed together as two ops and as the one op the module runs (_forward_step_);
+forward and update timed together as two ops and as the one op the module runs (_forward_step_),
+then that op with autograd's backward for loss gradients 1 and 0.01 (graph freed, retained);
 writes the same rows as JSON (--json, default bench/results/bench_kernels.json).
 """
 from __future__ import annotations
@@ -28,22 +29,22 @@ WORKER = "--worker"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def time_pair_us(fa, fb, make_input, iters: int, warmup: int = 10) -> tuple[float, float]:
-    """Medians of fa(v) and fb(v) called alternately, both on the same v = make_input() each turn:
-    both see the same machine state (on a shared VM separate loops differ by 10-20% from one
-    minute to the next) and the same inputs."""
+def time_alternating_us(fns: dict, make_input, iters: int, warmup: int = 10) -> dict:
+    """Medians of each fn(v), called in turn, all on the same v = make_input() each round: they
+    see the same machine state (on a shared VM separate loops differ by 10-20% from one minute
+    to the next) and the same inputs."""
     for _ in range(warmup):
         v = make_input()
-        fa(v)
-        fb(v)
-    ta, tb = [], []
+        for fn in fns.values():
+            fn(v)
+    times = {name: [] for name in fns}
     for _ in range(iters):
         v = make_input()
-        for fn, times in ((fa, ta), (fb, tb)):
+        for name, fn in fns.items():
             t0 = time.perf_counter()
             fn(v)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(ta) * 1e6, statistics.median(tb) * 1e6
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) * 1e6 for name, t in times.items()}
 
 
 def worker(args) -> None:
@@ -91,8 +92,24 @@ def worker(args) -> None:
                 }
                 # The two ops against the one op the module runs now (one pass where that
                 # pays), timed alternately on the same label batch.
-                parts["two_ops"], parts["forward_step"] = time_pair_us(two_ops, one_op, next_y,
-                                                                       args.iters)
+                parts.update(time_alternating_us({"two_ops": two_ops, "forward_step": one_op},
+                                                 next_y, args.iters))
+                # The module's step with its backward (_center_loss_step_ + autograd.grad):
+                # loss gradient 1 (the saved basis is the gradient), 0.01 with the graph freed
+                # (scaled in place) and 0.01 with the graph retained (the backward op writes a
+                # new tensor, as every loss gradient did before 2026-11-29).
+                xg = x.clone().requires_grad_(True)
+                unit, lam = torch.ones(()), torch.full((), 0.01)
+
+                def with_grad(g, retain):
+                    def step(labels):
+                        loss = ops._center_loss_step_(xg, labels, c, skipped, 0.0, 1, 0.5, 0)
+                        return torch.autograd.grad(loss, xg, grad_outputs=g, retain_graph=retain)
+                    return step
+
+                parts.update(time_alternating_us(
+                    {"grad_unit": with_grad(unit, False), "grad_lambda": with_grad(lam, False),
+                     "grad_lambda_retained": with_grad(lam, True)}, next_y, args.iters))
                 rows.append({"N": n, "D": d, "K": k, "isa": ops._cpu_isa(),
                              "threads": args.threads, "huge_pages": args.huge_pages, **parts})
     print(json.dumps(rows))
@@ -122,8 +139,10 @@ def main(argv=None) -> int:
     pages = ["on", "off"] if args.huge_pages == "both" else [args.huge_pages]
     print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'N':>5} {'D':>4} {'K':>8} "
           f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9} {'two ops':>9} "
-          f"{'one op':>9}  (us, medians; two ops = forward then update in one loop; one op = "
-          f"_forward_step_, the module's forward and update)")
+          f"{'one op':>9} {'grad 1':>9} {'grad .01':>9} {'retained':>9}  (us, medians; two ops ="
+          f" forward then update in one loop; one op = _forward_step_, the module's forward and"
+          f" update; grad: that op with autograd.grad for a loss gradient of 1, of 0.01, and of"
+          f" 0.01 with retain_graph)")
     rows = []
     for isa in isas:
         env = dict(os.environ)
@@ -148,7 +167,8 @@ def main(argv=None) -> int:
                     print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {r['N']:>5} "
                           f"{r['D']:>4} {r['K']:>8} {r['forward']:9.1f} {r['backward']:9.1f} "
                           f"{r['update']:9.1f} {total:9.1f} "
-                          f"{r['two_ops']:9.1f} {r['forward_step']:9.1f}",
+                          f"{r['two_ops']:9.1f} {r['forward_step']:9.1f} {r['grad_unit']:9.1f} "
+                          f"{r['grad_lambda']:9.1f} {r['grad_lambda_retained']:9.1f}",
                           flush=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip() or None

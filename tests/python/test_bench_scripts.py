@@ -49,5 +49,6 @@ def test_bench_kernels_writes_every_row(tmp_path):
         {r["isa"] for r in rows} == {"baseline"}  # a CPU without AVX2 runs baseline twice
     for r in rows:
         assert all(r[key] > 0 for key in ("forward", "backward", "update", "two_ops",
-                                          "forward_step"))
+                                          "forward_step", "grad_unit", "grad_lambda",
+                                          "grad_lambda_retained"))
     assert report["commit"] is None or len(report["commit"]) == 40
