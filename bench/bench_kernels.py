@@ -30,17 +30,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def time_alternating_us(fns: dict, make_input, iters: int, warmup: int = 10) -> dict:
-    """Medians of each fn(v), called in turn, all on the same v = make_input() each round: they
-    see the same machine state (on a shared VM separate loops differ by 10-20% from one minute
-    to the next) and the same inputs."""
+    """Medians of each fn(make_input()), the fns called in turn: they see the same machine state
+    (on a shared VM separate loops differ by 10-20% from one minute to the next). Each call
+    takes the next label batch, as training does: when the fns shared one batch per round, the
+    first paid the cache misses on its center rows and the others found them cached, which made
+    the first up to 2x slower at K = 10^6 (before 2026-11-29 03:00 UTC)."""
     for _ in range(warmup):
-        v = make_input()
         for fn in fns.values():
-            fn(v)
+            fn(make_input())
     times = {name: [] for name in fns}
     for _ in range(iters):
-        v = make_input()
         for name, fn in fns.items():
+            v = make_input()
             t0 = time.perf_counter()
             fn(v)
             times[name].append(time.perf_counter() - t0)
@@ -91,7 +92,7 @@ def worker(args) -> None:
                     "update": time_us(lambda: ops.update_centers_(c, x, next_y(), 0.5, 0)),
                 }
                 # The two ops against the one op the module runs now (one pass where that
-                # pays), timed alternately on the same label batch.
+                # pays), timed alternately.
                 parts.update(time_alternating_us({"two_ops": two_ops, "forward_step": one_op},
                                                  next_y, args.iters))
                 # The module's step with its backward (_center_loss_step_ + autograd.grad):
