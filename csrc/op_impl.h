@@ -49,6 +49,11 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at:
   }
 }
 
+// The dtype the backward kernels read the loss gradient in: that of their accumulation.
+inline at::ScalarType backward_scale_type(const at::Tensor& grad_basis) {
+  return grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
 template <auto BackwardKernel>
 at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
   static constexpr const char* op = "centerloss.backward";
@@ -60,9 +65,8 @@ at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
   TORCH_CHECK(grad_loss.device() == grad_basis.device(), op, ": grad_loss is on ",
               grad_loss.device(), " but grad_basis is on ", grad_basis.device());
   const c10::DeviceGuard guard(grad_basis.device());
-  const auto acc_type =
-      grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return BackwardKernel(grad_loss.to(acc_type).contiguous(), grad_basis.contiguous());
+  return BackwardKernel(grad_loss.to(backward_scale_type(grad_basis)).contiguous(),
+                        grad_basis.contiguous());
 }
 
 // Runs `step(work)` on the centers, or on a contiguous copy that is written back (strided

@@ -46,10 +46,9 @@ Tensor call_backward(const Tensor& grad_loss, const Tensor& grad_basis) {
   return op.call(grad_loss, grad_basis);
 }
 
-// The features' gradient from the saved basis, on the CPU without the scaled copy where that is
-// safe (for plain tensors: fake, functional and batched tensors of torch.compile and functorch,
-// and tensors under a dispatch mode, take the op, as CUDA does, where reading the value would
-// sync):
+// The features' gradient from the saved basis. The backward op writes a scaled copy; on the CPU,
+// for plain tensors, two cases need none (CUDA takes the op: reading the value would sync; so do
+// the fake, functional and batched tensors of torch.compile and functorch, and dispatch modes):
 // - a loss gradient of exactly 1 (loss.backward() on a scalar loss): 1 * basis == basis bit for
 //   bit, so the basis itself is the gradient. Safe under autograd's rules even with
 //   retain_graph: the engine adds into a gradient in place only when it holds the only
@@ -73,14 +72,15 @@ Tensor features_gradient(const Tensor& grad_loss, Tensor grad_basis) {
   const bool shape_ok = grad_loss.dim() == 0 ||
                         (grad_loss.dim() == 1 && grad_loss.size(0) == grad_basis.size(0));
   if (!last_use || !shape_ok) return call_backward(grad_loss, grad_basis);  // the op checks
-  const auto acc = grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  kernels::backward_in_place_cpu(grad_loss.to(acc).contiguous(), grad_basis);
+  kernels::backward_in_place_cpu(
+      grad_loss.to(op_impl::backward_scale_type(grad_basis)).contiguous(), grad_basis);
   return grad_basis;
 }
 
 // Autograd: the gradient basis is computed in forward from the centers of that moment and
 // saved; backward only scales it, so a center step between forward and backward changes
-// nothing, and backward never writes to saved tensors (retain_graph works).
+// nothing. Backward writes to the saved basis only when autograd frees it right after
+// (features_gradient), so retain_graph works.
 class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& features,
