@@ -27,7 +27,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const
                                                int64_t reduction);
 
 // Backward: grad_features[i, :] = grad_loss * grad_basis[i, :] (grad_loss scalar for Mean/Sum,
-// [N] for None). Returns a new tensor of the features' dtype; never writes to grad_basis.
+// [N] for None). Returns a new tensor of the features' dtype; does not write to grad_basis.
 at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
 // The same scaling written over grad_basis itself (contiguous, [N, D]; grad_loss in the
 // accumulation dtype, contiguous): the same bits as backward_cpu, no allocation. For autograd's
