@@ -564,18 +564,26 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
 }
 
 namespace {
-// Whether the one-pass step beats forward then step (`bench/bench_kernels.py`, columns "two
-// ops" and "one op", timed alternately; 2-core EPYC, 2 threads, 2026-11-29). It reads x and the
-// center rows once and runs two parallel regions instead of three (the finite check, then
-// forward and step per class group), but visits the rows in class order. That wins while x
-// stays in the L2 cache (N = D = 512: 1.2x; N = 512, D = 128: 1.25x) and when the center rows
-// come from DRAM anyway (K = 10^6, N = 4096: 1.1-1.2x); it loses when x does not fit next to a
-// cached table (N = 4096, D = 128, K = 1000: 0.86x), at D <= 4, where the per-row work is too
-// small, and with few classes per batch (below).
+// Whether the one-pass step beats forward then step. It reads x and the center rows once and
+// runs two parallel regions instead of three (the finite check, then forward and step per class
+// group), but visits the rows in class order. Measured on the 2-core EPYC, 2 threads, 2026-11-29,
+// by building the library with the one pass switched off and alternating 5-10 processes of each
+// (`_forward_step_` on 8 label batches in turn), one pass against two, K = 1000 unless given:
+// - x within 1 MiB and at most 1024 rows: wins or ties (N = D = 512: 66 vs 90 us; N = 512,
+//   D = 128: 32 vs 40 us; N = 1024, D = 256: 74 vs 86 us; N = 1024, D = 128: 54 vs 60 us;
+//   bfloat16 N = D = 512: 79 vs 97 us; N = 1024, D = 64: 44 vs 45 us, minimums of the
+//   processes, a burst hit both medians);
+// - x within 1 MiB but 2048 rows or more: ties or loses, the class-order reads of many small rows
+//   defeat the prefetchers (N = 2048, D = 128: 98 vs 95 us; N = 4096, D = 64: 140 vs 111 us;
+//   bfloat16 N = 4096, D = 128: 246 vs 188 us; N = 4096, D = 32: 111 vs 95 us);
+// - a table of 64 MiB or more, whose rows come from DRAM anyway: wins (K = 10^6: N = D = 512:
+//   91 vs 110 us; N = 4096, D = 128: 764 vs 992 us; N = 4096, D = 512: 2102 vs 2295 us);
+// - it loses at D <= 4, where the per-row work is too small, and with few classes per batch.
 constexpr int64_t kMinGroupsPerThread = 8;  // batch classes per thread for the one pass
 
 bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers, int64_t num_groups) {
   constexpr int64_t kCachedFeatures = int64_t(1) << 20;  // bytes of x that stay in L2
+  constexpr int64_t kMaxCachedRows = 1024;               // rows visited out of order (above)
   constexpr int64_t kDramTable = int64_t(64) << 20;      // bytes of a table read from DRAM
   // One task per class: with few classes in the batch (K = 10) the threads get uneven shares,
   // while the separate update also splits the columns.
@@ -584,7 +592,8 @@ bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers, int64_
   }
   const int64_t x_bytes = features.numel() * features.element_size();
   const int64_t table_bytes = centers.numel() * centers.element_size();
-  return x_bytes <= kCachedFeatures || table_bytes >= kDramTable;
+  return (x_bytes <= kCachedFeatures && features.size(0) <= kMaxCachedRows) ||
+         table_bytes >= kDramTable;
 }
 }  // namespace
 
