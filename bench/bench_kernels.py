@@ -3,10 +3,12 @@
 
 The figures in docs/benchmarks.md that compare instruction sets, thread counts and huge pages
 come from this script. Every variant runs in its own process, because the instruction set
-(CENTERLOSS_CPU_ISA) is chosen once per process:
+(CENTERLOSS_CPU_ISA) and the one-pass setting (CENTERLOSS_CPU_ONE_PASS) are read once per
+process:
 
     .venv/bin/python bench/bench_kernels.py                       # the default sweep below
     .venv/bin/python bench/bench_kernels.py --n 4096 --d 512 --k 1000000 --huge-pages both
+    .venv/bin/python bench/bench_kernels.py --n 512 4096 --d 128 --one-pass both  # the choice
 
 Prints one line per (variant, N, D, K): forward, backward and update times, their sum, then
 forward and update timed together as two ops and as the one op the module runs (_forward_step_),
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import statistics
@@ -116,6 +119,26 @@ def worker(args) -> None:
     print(json.dumps(rows))
 
 
+TIMED = ("forward", "backward", "update", "two_ops", "forward_step", "grad_unit", "grad_lambda",
+         "grad_lambda_retained")
+
+
+def run_worker(args, isa: str, threads: int, huge: str, one_pass: str) -> list:
+    """One worker process for one variant; its rows (medians in us)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), CENTERLOSS_CPU_ONE_PASS=one_pass)
+    env.pop("CENTERLOSS_CPU_ISA", None)
+    if isa == "baseline":
+        env["CENTERLOSS_CPU_ISA"] = "baseline"
+    cmd = [sys.executable, __file__, WORKER, "--threads", str(threads), "--huge-pages", huge,
+           "--iters", str(args.iters), "--label-batches", str(args.label_batches),
+           "--n", *map(str, args.n), "--d", *map(str, args.d), "--k", *map(str, args.k)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"bench_kernels.py worker failed ({isa}, {threads} threads, huge pages "
+                         f"{huge}, one pass {one_pass}):\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=[512, 4096])
@@ -124,7 +147,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--isa", choices=["default", "baseline", "both"], default="both")
     p.add_argument("--huge-pages", choices=["on", "off", "both"], default="on")
+    p.add_argument("--one-pass", choices=["auto", "never", "always", "both"], default="auto",
+                   help="CENTERLOSS_CPU_ONE_PASS for the one op (both: never and auto, in turn)")
     p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run every variant's process this many times, in turn; report the "
+                        "median over the repeats")
     p.add_argument("--label-batches", type=int, default=16,
                    help="distinct label batches cycled through (1: the same rows every call)")
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "bench_kernels.json",
@@ -138,39 +166,37 @@ def main(argv=None) -> int:
 
     isas = ["default", "baseline"] if args.isa == "both" else [args.isa]
     pages = ["on", "off"] if args.huge_pages == "both" else [args.huge_pages]
-    print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'N':>5} {'D':>4} {'K':>8} "
+    passes = ["never", "auto"] if args.one_pass == "both" else [args.one_pass]
+    variants = list(itertools.product(isas, args.threads, pages, passes))
+    # Every repeat runs each variant's process once, in turn, so that the VM's slow minutes fall
+    # on all of them; each figure is the median over the repeats of the processes' medians.
+    runs = {}
+    for repeat in range(args.repeat):
+        for isa, threads, huge, one_pass in variants:
+            for r in run_worker(args, isa, threads, huge, one_pass):
+                key = (isa, threads, huge, one_pass, r["N"], r["D"], r["K"])
+                runs.setdefault(key, []).append(r)
+        if args.repeat > 1:
+            print(f"repeat {repeat + 1}/{args.repeat} done", flush=True)
+    print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'pass':>6} {'N':>5} {'D':>4} {'K':>8} "
           f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9} {'two ops':>9} "
           f"{'one op':>9} {'grad 1':>9} {'grad .01':>9} {'retained':>9}  (us, medians; two ops ="
           f" forward then update in one loop; one op = _forward_step_, the module's forward and"
           f" update; grad: that op with autograd.grad for a loss gradient of 1, of 0.01, and of"
           f" 0.01 with retain_graph)")
     rows = []
-    for isa in isas:
-        env = dict(os.environ)
-        env.pop("CENTERLOSS_CPU_ISA", None)
-        if isa == "baseline":
-            env["CENTERLOSS_CPU_ISA"] = "baseline"
-        for threads in args.threads:
-            env["OMP_NUM_THREADS"] = str(threads)
-            for huge in pages:
-                cmd = [sys.executable, __file__, WORKER, "--threads", str(threads),
-                       "--huge-pages", huge, "--iters", str(args.iters),
-                       "--label-batches", str(args.label_batches),
-                       "--n", *map(str, args.n), "--d", *map(str, args.d),
-                       "--k", *map(str, args.k)]
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if out.returncode != 0:
-                    raise SystemExit(f"bench_kernels.py worker failed ({isa}, {threads} "
-                                     f"threads, huge pages {huge}):\n{out.stderr}")
-                for r in json.loads(out.stdout.strip().splitlines()[-1]):
-                    rows.append(r)
-                    total = r["forward"] + r["backward"] + r["update"]
-                    print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {r['N']:>5} "
-                          f"{r['D']:>4} {r['K']:>8} {r['forward']:9.1f} {r['backward']:9.1f} "
-                          f"{r['update']:9.1f} {total:9.1f} "
-                          f"{r['two_ops']:9.1f} {r['forward_step']:9.1f} {r['grad_unit']:9.1f} "
-                          f"{r['grad_lambda']:9.1f} {r['grad_lambda_retained']:9.1f}",
-                          flush=True)
+    for (isa, threads, huge, one_pass, *_), repeats in runs.items():
+        r = dict(repeats[0], one_pass=one_pass, repeats=len(repeats))
+        for key in TIMED:
+            r[key] = statistics.median(x[key] for x in repeats)
+        rows.append(r)
+        total = r["forward"] + r["backward"] + r["update"]
+        print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {one_pass:>6} "
+              f"{r['N']:>5} {r['D']:>4} {r['K']:>8} {r['forward']:9.1f} "
+              f"{r['backward']:9.1f} {r['update']:9.1f} {total:9.1f} "
+              f"{r['two_ops']:9.1f} {r['forward_step']:9.1f} {r['grad_unit']:9.1f} "
+              f"{r['grad_lambda']:9.1f} {r['grad_lambda_retained']:9.1f}",
+              flush=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip() or None
     args.json.parent.mkdir(parents=True, exist_ok=True)

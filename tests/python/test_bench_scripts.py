@@ -41,13 +41,16 @@ def test_bench_step_checks_every_recipe_and_writes_its_reports(tmp_path):
 def test_bench_kernels_writes_every_row(tmp_path):
     path = tmp_path / "kernels.json"
     run_script("bench_kernels.py", "--n", "64", "--d", "2", "16", "--k", "10", "--threads", "1",
-               "--isa", "both", "--iters", "5", "--json", str(path))
+               "--isa", "both", "--one-pass", "both", "--iters", "5", "--repeat", "2",
+               "--json", str(path))
     report = json.loads(path.read_text())
     rows = report["rows"]
-    assert {(r["isa"], r["D"]) for r in rows} == {(isa, d) for isa in ("avx2", "baseline")
-                                                 for d in (2, 16)} or \
+    assert {(r["isa"], r["D"], r["one_pass"]) for r in rows} == {
+        (isa, d, one_pass) for isa in ("avx2", "baseline") for d in (2, 16)
+        for one_pass in ("never", "auto")} or \
         {r["isa"] for r in rows} == {"baseline"}  # a CPU without AVX2 runs baseline twice
     for r in rows:
+        assert r["repeats"] == 2
         assert all(r[key] > 0 for key in ("forward", "backward", "update", "two_ops",
                                           "forward_step", "grad_unit", "grad_lambda",
                                           "grad_lambda_retained"))

@@ -6,6 +6,11 @@ and 2 threads, and the same guards.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -182,3 +187,55 @@ def test_meta_tensors_give_shapes_only():
     loss, basis = ops._forward_step_(x, y, c, s, 0.0, 0, 0.5, 0)
     assert loss.shape == (6,) and loss.dtype == torch.float32
     assert basis.shape == (6, 4) and basis.dtype == torch.bfloat16
+
+
+ONE_PASS_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, centerloss
+    torch.set_num_threads(2)
+    g = torch.Generator().manual_seed(5)
+    out = []
+    # D <= 4, few classes, a small x, many small rows, a large x, a bad feature
+    for n, d, k, bad in ((256, 2, 10, False), (64, 32, 10, False), (513, 128, 1000, False),
+                         (2048, 16, 1000, False), (4096, 300, 100, False), (300, 17, 1000, True)):
+        for dtype in (torch.float32, torch.bfloat16, torch.float64):
+            x = torch.randn(n, d, generator=g).to(dtype)
+            if bad:
+                x[7, 1] = float("nan")
+            y = torch.randint(0, k, (n,), generator=g)
+            c = torch.randn(k, d, generator=g)
+            s = torch.zeros((), dtype=torch.long)
+            out += [*torch.ops.centerloss._forward_step_(x, y, c, s, 0.3, 0, 0.4, 1), c, s]
+    torch.save(out, sys.argv[1])
+    """
+)
+
+
+def test_one_pass_and_two_passes_give_the_same_bits(tmp_path):
+    """CENTERLOSS_CPU_ONE_PASS forces either path for every shape (the default picks by shape):
+    the results must not depend on the choice."""
+    runs = {}
+    for setting in ("never", "always", "auto"):
+        env = dict(os.environ, CENTERLOSS_CPU_ONE_PASS=setting)
+        path = tmp_path / f"{setting}.pt"
+        subprocess.run([sys.executable, "-c", ONE_PASS_SCRIPT, str(path)], check=True, env=env)
+        runs[setting] = torch.load(path)
+    exact = dict(rtol=0, atol=0, equal_nan=True)
+    for a, b, c in zip(runs["never"], runs["always"], runs["auto"]):
+        torch.testing.assert_close(b, a, **exact)
+        torch.testing.assert_close(c, a, **exact)
+
+
+def test_a_bad_one_pass_setting_is_refused_before_anything_changes():
+    script = ("import torch, centerloss\n"
+              "c = torch.zeros(10, 8)\n"
+              "try:\n"
+              "    torch.ops.centerloss._forward_step_(torch.ones(64, 8), torch.arange(64) % 10, c,\n"
+              "        torch.zeros((), dtype=torch.long), 0.0, 1, 0.5, 0)\n"
+              "except RuntimeError as e:\n"
+              "    print(str(e).splitlines()[0], bool(c.eq(0).all()))\n")
+    env = dict(os.environ, CENTERLOSS_CPU_ONE_PASS="sometimes")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert "CENTERLOSS_CPU_ONE_PASS must be auto, never or always, got 'sometimes'" in out
+    assert out.strip().endswith("True")
