@@ -67,7 +67,7 @@ def worker(args) -> None:
         for d in args.d:
             for k in args.k:
                 gen = torch.Generator().manual_seed(n * 7919 + d * 31 + k)
-                x = torch.randn(n, d, generator=gen)
+                x = torch.randn(n, d, generator=gen).to(getattr(torch, args.dtype))
                 # Training sees other labels every step: cycle through a pool of label batches
                 # (one batch would keep the same center rows hot in the caches and the TLB).
                 pool = [torch.randint(0, k, (n,), generator=gen) for _ in range(args.label_batches)]
@@ -114,7 +114,7 @@ def worker(args) -> None:
                 parts.update(time_alternating_us(
                     {"grad_unit": with_grad(unit, False), "grad_lambda": with_grad(lam, False),
                      "grad_lambda_retained": with_grad(lam, True)}, next_y, args.iters))
-                rows.append({"N": n, "D": d, "K": k, "isa": ops._cpu_isa(),
+                rows.append({"N": n, "D": d, "K": k, "dtype": args.dtype, "isa": ops._cpu_isa(),
                              "threads": args.threads, "huge_pages": args.huge_pages, **parts})
     print(json.dumps(rows))
 
@@ -131,6 +131,7 @@ def run_worker(args, isa: str, threads: int, huge: str, one_pass: str) -> list:
         env["CENTERLOSS_CPU_ISA"] = "baseline"
     cmd = [sys.executable, __file__, WORKER, "--threads", str(threads), "--huge-pages", huge,
            "--iters", str(args.iters), "--label-batches", str(args.label_batches),
+           "--dtype", args.dtype,
            "--n", *map(str, args.n), "--d", *map(str, args.d), "--k", *map(str, args.k)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -149,6 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--huge-pages", choices=["on", "off", "both"], default="on")
     p.add_argument("--one-pass", choices=["auto", "never", "always", "both"], default="auto",
                    help="CENTERLOSS_CPU_ONE_PASS for the one op (both: never and auto, in turn)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the features' dtype (centers are float32)")
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--repeat", type=int, default=1,
                    help="run every variant's process this many times, in turn; report the "
