@@ -567,18 +567,19 @@ bool update_centers_cpu(at::Tensor& centers, const at::Tensor& features, const a
 namespace {
 // Whether the one-pass step beats forward then step. It reads x and the center rows once and
 // runs two parallel regions instead of three (the finite check, then forward and step per class
-// group), but visits the rows in class order. Measured on the 2-core EPYC, 2 threads, 2026-11-29,
-// by building the library with the one pass switched off and alternating 5-10 processes of each
-// (`_forward_step_` on 8 label batches in turn), one pass against two, K = 1000 unless given:
-// - x within 1 MiB and at most 1024 rows: wins or ties (N = D = 512: 66 vs 90 us; N = 512,
-//   D = 128: 32 vs 40 us; N = 1024, D = 256: 74 vs 86 us; N = 1024, D = 128: 54 vs 60 us;
-//   bfloat16 N = D = 512: 79 vs 97 us; N = 1024, D = 64: 44 vs 45 us, minimums of the
-//   processes, a burst hit both medians);
-// - x within 1 MiB but 2048 rows or more: ties or loses, the class-order reads of many small rows
-//   defeat the prefetchers (N = 2048, D = 128: 98 vs 95 us; N = 4096, D = 64: 140 vs 111 us;
-//   bfloat16 N = 4096, D = 128: 246 vs 188 us; N = 4096, D = 32: 111 vs 95 us);
-// - a table of 64 MiB or more, whose rows come from DRAM anyway: wins (K = 10^6: N = D = 512:
-//   91 vs 110 us; N = 4096, D = 128: 764 vs 992 us; N = 4096, D = 512: 2102 vs 2295 us);
+// group), but visits the rows in class order, which the prefetchers cannot follow. Measured on
+// the 2-core EPYC, 2 threads, 2026-11-29 03:40 UTC, two passes / one pass, medians of 5
+// alternated processes per path (`bench/bench_kernels.py --n 512 1024 2048 4096 --d 32 64 128
+// 256 512 --k 1000 --threads 2 --isa default --one-pass both --repeat 5`, the same with
+// `--dtype bfloat16`, and `--n 512 4096 --d 128 512 --k 1000000`; docs/benchmarks.md):
+// - x within 1 MiB and at most 1024 rows: 0.94-1.25x float32, 0.94-1.72x bfloat16 (one pass
+//   1.08-1.72x faster from D = 128; a tie below);
+// - more rows of less than 1 KiB: 0.67-0.99x (N = 4096, D = 64: 0.80x float32, 0.67x bfloat16),
+//   except 1.08x for bfloat16 N = 2048, D = 256;
+// - rows of 1 KiB or more and x within 2 MiB: 1.05-1.72x (float32 N = 1024, D = 512: 1.10x;
+//   N = 2048, D = 256: 1.05x; bfloat16 N = 2048, D = 512: 1.41x); beyond 2 MiB 0.76-1.00x;
+// - a table of 64 MiB or more, whose rows come from DRAM anyway: 1.10-1.64x (K = 10^6, N = 512
+//   and 4096, D = 128 and 512);
 // - it loses at D <= 4, where the per-row work is too small, and with few classes per batch.
 constexpr int64_t kMinGroupsPerThread = 8;  // batch classes per thread for the one pass
 
@@ -603,6 +604,8 @@ bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers, int64_
   if (one_pass_setting() != OnePass::Auto) return one_pass_setting() == OnePass::Always;
   constexpr int64_t kCachedFeatures = int64_t(1) << 20;  // bytes of x that stay in L2
   constexpr int64_t kMaxCachedRows = 1024;               // rows visited out of order (above)
+  constexpr int64_t kLongRow = 1024;                     // bytes: a row the prefetcher can follow
+  constexpr int64_t kLongRowFeatures = int64_t(2) << 20; // bytes of x in such rows
   constexpr int64_t kDramTable = int64_t(64) << 20;      // bytes of a table read from DRAM
   // One task per class: with few classes in the batch (K = 10) the threads get uneven shares,
   // while the separate update also splits the columns.
@@ -611,8 +614,9 @@ bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers, int64_
   }
   const int64_t x_bytes = features.numel() * features.element_size();
   const int64_t table_bytes = centers.numel() * centers.element_size();
+  const int64_t row_bytes = features.size(1) * features.element_size();
   return (x_bytes <= kCachedFeatures && features.size(0) <= kMaxCachedRows) ||
-         table_bytes >= kDramTable;
+         (row_bytes >= kLongRow && x_bytes <= kLongRowFeatures) || table_bytes >= kDramTable;
 }
 }  // namespace
 

@@ -21,10 +21,10 @@ ops = torch.ops.centerloss
 
 # (N, D, K): one pass (small x, many classes per batch), forward then update on the same class
 # groups (fewer than 8 classes per thread: N = 1, K = 10), two passes (D <= 4; x of 8 MiB with a
-# small table; a small x of more than 1024 rows), one pass for an x above 1 MiB once the table
-# reaches 64 MiB (2^20 rows of 16).
+# small table; a small x of more than 1024 rows), one pass for 1536 rows of 1200 bytes (x above
+# 1 MiB in long rows) and for an x above 1 MiB once the table reaches 64 MiB (2^20 rows of 16).
 SHAPES = [(1, 5, 1), (300, 17, 1000), (513, 128, 10), (513, 128, 1000), (256, 2, 10),
-          (4096, 512, 100), (2048, 16, 1000), (20000, 16, 1 << 20)]
+          (4096, 512, 100), (2048, 16, 1000), (1536, 300, 1000), (20000, 16, 1 << 20)]
 DTYPES = [(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
           (torch.float16, torch.float32), (torch.float64, torch.float64),
           (torch.float32, torch.float64)]
