@@ -49,14 +49,11 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at:
   }
 }
 
-// The dtype the backward kernels read the loss gradient in: that of their accumulation.
-inline at::ScalarType backward_scale_type(const at::Tensor& grad_basis) {
-  return grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
-template <auto BackwardKernel>
-at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
-  static constexpr const char* op = "centerloss.backward";
+// The backward's argument checks, and its loss gradient as the kernels read it (in their
+// accumulation dtype, contiguous). Also for the CPU autograd path that scales the saved basis
+// without the op (ops.cpp, features_gradient).
+inline at::Tensor checked_backward_scale(const char* op, const at::Tensor& grad_loss,
+                                         const at::Tensor& grad_basis) {
   TORCH_CHECK(grad_basis.dim() == 2, op, ": grad_basis must be 2-D [N, D], got shape ",
               grad_basis.sizes());
   TORCH_CHECK(grad_loss.dim() == 0 || (grad_loss.dim() == 1 && grad_loss.size(0) == grad_basis.size(0)),
@@ -64,9 +61,16 @@ at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
               "], got shape ", grad_loss.sizes());
   TORCH_CHECK(grad_loss.device() == grad_basis.device(), op, ": grad_loss is on ",
               grad_loss.device(), " but grad_basis is on ", grad_basis.device());
+  return grad_loss.to(grad_basis.scalar_type() == at::kDouble ? at::kDouble : at::kFloat)
+      .contiguous();
+}
+
+template <auto BackwardKernel>
+at::Tensor backward(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
+  static constexpr const char* op = "centerloss.backward";
+  const at::Tensor scale = checked_backward_scale(op, grad_loss, grad_basis);
   const c10::DeviceGuard guard(grad_basis.device());
-  return BackwardKernel(grad_loss.to(backward_scale_type(grad_basis)).contiguous(),
-                        grad_basis.contiguous());
+  return BackwardKernel(scale, grad_basis.contiguous());
 }
 
 // Runs `step(work)` on the centers, or on a contiguous copy that is written back (strided

@@ -68,12 +68,11 @@ Tensor features_gradient(const Tensor& grad_loss, Tensor grad_basis) {
                      grad_basis.is_contiguous();
   if (!plain) return call_backward(grad_loss, grad_basis);
   if (grad_loss.dim() == 0 && grad_loss.item<double>() == 1.0) return grad_basis;
-  const bool last_use = !torch::autograd::get_current_graph_task_keep_graph();
-  const bool shape_ok = grad_loss.dim() == 0 ||
-                        (grad_loss.dim() == 1 && grad_loss.size(0) == grad_basis.size(0));
-  if (!last_use || !shape_ok) return call_backward(grad_loss, grad_basis);  // the op checks
+  if (torch::autograd::get_current_graph_task_keep_graph()) {
+    return call_backward(grad_loss, grad_basis);
+  }
   kernels::backward_in_place_cpu(
-      grad_loss.to(op_impl::backward_scale_type(grad_basis)).contiguous(), grad_basis);
+      op_impl::checked_backward_scale("centerloss.backward", grad_loss, grad_basis), grad_basis);
   return grad_basis;
 }
 
