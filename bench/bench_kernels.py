@@ -115,6 +115,7 @@ def worker(args) -> None:
                     {"grad_unit": with_grad(unit, False), "grad_lambda": with_grad(lam, False),
                      "grad_lambda_retained": with_grad(lam, True)}, next_y, args.iters))
                 rows.append({"N": n, "D": d, "K": k, "dtype": args.dtype, "isa": ops._cpu_isa(),
+                             "one_pass": ops._cpu_one_pass(),
                              "threads": args.threads, "huge_pages": args.huge_pages, **parts})
     print(json.dumps(rows))
 
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
           f" 0.01 with retain_graph)")
     rows = []
     for (isa, threads, huge, one_pass, *_), repeats in runs.items():
-        r = dict(repeats[0], one_pass=one_pass, repeats=len(repeats))
+        r = dict(repeats[0], repeats=len(repeats))  # one_pass: as the worker read it
         for key in TIMED:
             r[key] = statistics.median(x[key] for x in repeats)
         rows.append(r)

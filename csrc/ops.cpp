@@ -12,6 +12,7 @@
 //   _center_loss_step_(same arguments) -> loss   [autograd; CenterLoss.forward in training]
 //   _advise_huge_pages(t) -> bool   [module internal: csrc/memory/huge_pages.h]
 //   _cpu_isa() -> str               [the CPU kernels' instruction set: "avx2" or "baseline"]
+//   _cpu_one_pass() -> str          [the CPU training step's path setting: auto, never, always]
 #include <ATen/ATen.h>
 #include <c10/core/impl/TorchDispatchModeTLS.h>
 #include <torch/autograd.h>
@@ -273,6 +274,7 @@ TORCH_LIBRARY(centerloss, m) {
       "float margin, int reduction, float alpha, int rule) -> Tensor");
   m.def("_advise_huge_pages(Tensor tensor) -> bool");
   m.def("_cpu_isa() -> str", [] { return std::string(kernels::cpu_isa()); });
+  m.def("_cpu_one_pass() -> str", [] { return std::string(kernels::cpu_one_pass_name()); });
 }
 
 TORCH_LIBRARY_IMPL(centerloss, CPU, m) {

@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -583,25 +582,8 @@ namespace {
 // - it loses at D <= 4, where the per-row work is too small, and with few classes per batch.
 constexpr int64_t kMinGroupsPerThread = 8;  // batch classes per thread for the one pass
 
-// CENTERLOSS_CPU_ONE_PASS=never or always (read once; default auto) overrides the choice, for
-// measuring it (bench/bench_kernels.py --one-pass both) and for tests: both paths give the same
-// bits for every shape.
-enum class OnePass { Auto, Never, Always };
-
-OnePass one_pass_setting() {
-  static const OnePass setting = [] {
-    const char* value = std::getenv("CENTERLOSS_CPU_ONE_PASS");
-    if (value == nullptr || *value == '\0' || std::strcmp(value, "auto") == 0) return OnePass::Auto;
-    if (std::strcmp(value, "never") == 0) return OnePass::Never;
-    TORCH_CHECK(std::strcmp(value, "always") == 0,
-                "CENTERLOSS_CPU_ONE_PASS must be auto, never or always, got '", value, "'");
-    return OnePass::Always;
-  }();
-  return setting;
-}
-
 bool one_pass_pays(const at::Tensor& features, const at::Tensor& centers, int64_t num_groups) {
-  if (one_pass_setting() != OnePass::Auto) return one_pass_setting() == OnePass::Always;
+  if (cpu_one_pass() != OnePass::Auto) return cpu_one_pass() == OnePass::Always;  // forced
   constexpr int64_t kCachedFeatures = int64_t(1) << 20;  // bytes of x that stay in L2
   constexpr int64_t kMaxCachedRows = 1024;               // rows visited out of order (above)
   constexpr int64_t kLongRow = 1024;                     // bytes: a row the prefetcher can follow

@@ -37,4 +37,12 @@ namespace centerloss::kernels {
 // the baseline copy (read once, at the first call); avx2 is used only where the build has it
 // and the CPU supports AVX2 and FMA.
 const char* cpu_isa();
+
+// Which path the CPU training step (forward_step_cpu) takes: Auto chooses by shape; Never (two
+// passes) and Always (one pass) force one, for measuring the choice and for tests (both give
+// the same bits). CENTERLOSS_CPU_ONE_PASS=auto|never|always in the environment, read once; any
+// other value makes the step raise before it changes anything.
+enum class OnePass { Auto, Never, Always };
+OnePass cpu_one_pass();
+const char* cpu_one_pass_name();  // "auto", "never" or "always"
 }  // namespace centerloss::kernels

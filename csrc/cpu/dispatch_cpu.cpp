@@ -1,4 +1,7 @@
-// Picks the CPU kernels' instruction set once, then forwards every kernel call to that copy.
+// Picks the CPU kernels' instruction set once, then forwards every kernel call to that copy; also
+// reads the one-pass setting of the training step once (cpu_variants.h).
+#include <c10/util/Exception.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -42,6 +45,26 @@ const CpuKernels& chosen() {
 }  // namespace
 
 const char* cpu_isa() { return chosen().isa; }
+
+OnePass cpu_one_pass() {
+  static const OnePass setting = [] {
+    const char* value = std::getenv("CENTERLOSS_CPU_ONE_PASS");
+    if (value == nullptr || *value == '\0' || std::strcmp(value, "auto") == 0) return OnePass::Auto;
+    if (std::strcmp(value, "never") == 0) return OnePass::Never;
+    TORCH_CHECK(std::strcmp(value, "always") == 0,
+                "CENTERLOSS_CPU_ONE_PASS must be auto, never or always, got '", value, "'");
+    return OnePass::Always;
+  }();
+  return setting;
+}
+
+const char* cpu_one_pass_name() {
+  switch (cpu_one_pass()) {
+    case OnePass::Never: return "never";
+    case OnePass::Always: return "always";
+    default: return "auto";
+  }
+}
 
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& features, const at::Tensor& labels,
                                                const at::Tensor& centers, double margin,

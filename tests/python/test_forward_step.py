@@ -194,7 +194,7 @@ ONE_PASS_SCRIPT = textwrap.dedent(
     import sys, torch, centerloss
     torch.set_num_threads(2)
     g = torch.Generator().manual_seed(5)
-    out = []
+    out = [torch.ops.centerloss._cpu_one_pass()]
     # D <= 4, few classes, a small x, many small rows, a large x, a bad feature
     for n, d, k, bad in ((256, 2, 10, False), (64, 32, 10, False), (513, 128, 1000, False),
                          (2048, 16, 1000, False), (4096, 300, 100, False), (300, 17, 1000, True)):
@@ -213,15 +213,16 @@ ONE_PASS_SCRIPT = textwrap.dedent(
 
 def test_one_pass_and_two_passes_give_the_same_bits(tmp_path):
     """CENTERLOSS_CPU_ONE_PASS forces either path for every shape (the default picks by shape):
-    the results must not depend on the choice."""
+    the results must not depend on the choice. Each process reports the setting it read."""
     runs = {}
     for setting in ("never", "always", "auto"):
         env = dict(os.environ, CENTERLOSS_CPU_ONE_PASS=setting)
         path = tmp_path / f"{setting}.pt"
         subprocess.run([sys.executable, "-c", ONE_PASS_SCRIPT, str(path)], check=True, env=env)
         runs[setting] = torch.load(path)
+        assert runs[setting][0] == setting
     exact = dict(rtol=0, atol=0, equal_nan=True)
-    for a, b, c in zip(runs["never"], runs["always"], runs["auto"]):
+    for a, b, c in zip(runs["never"][1:], runs["always"][1:], runs["auto"][1:]):
         torch.testing.assert_close(b, a, **exact)
         torch.testing.assert_close(c, a, **exact)
 
