@@ -137,14 +137,16 @@ std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
                                                      at::Tensor& skipped, double margin,
                                                      int64_t reduction, double alpha, int64_t rule) {
   static constexpr const char* op = "centerloss._forward_step_";
+  checks::check_batch_layout(op, features, labels, centers);
   checks::check_skip_counter(op, skipped, centers);  // the step's checks before any work
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
-  auto result = forward<ForwardKernel>(features, labels, centers, margin, reduction);
-  if (features.size(0) == 0) return result;
-  const c10::DeviceGuard guard(features.device());
+  // Converted once for both kernels: forward takes them as they are (contiguous int64).
   const at::Tensor x = features.contiguous();
   const at::Tensor labels64 = checks::labels_as_int64(labels);
+  auto result = forward<ForwardKernel>(x, labels64, centers, margin, reduction);
+  if (features.size(0) == 0) return result;
+  const c10::DeviceGuard guard(features.device());
   on_contiguous_centers(centers, [&](at::Tensor& work) {
     StepKernel(work, skipped, x, labels64, alpha, rule);
     return 0;
