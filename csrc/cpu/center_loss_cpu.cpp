@@ -193,38 +193,47 @@ acc_t fixed_order_sum(const acc_t* v, int64_t n) {
 
 int64_t grain_rows(int64_t dim) { return std::max<int64_t>(1, kWorkPerTask / std::max<int64_t>(dim, 1)); }
 
-// Rows [begin, end) of the forward. kDim > 0: D known at compile time (D <= kLanes), so the
-// row is fully unrolled; its squared distance is the plain sum in column order, which is what
+// Row i of the forward. kDim > 0: D known at compile time (D <= kLanes), so the row is fully
+// unrolled; its squared distance is the plain sum in column order, which is what
 // squared_distance gives for D <= kLanes (each lane holds one term, the others add +0), so the
 // result is bitwise the same as the general path.
+template <int kDim, typename feat_t, typename center_t, typename acc_t>
+void forward_row(const typename Io<feat_t>::raw* x, const int64_t* y, const center_t* c,
+                 int64_t runtime_dim, acc_t rho, acc_t scale, acc_t* loss,
+                 typename Io<feat_t>::raw* basis, int64_t i) {
+  using raw_t = typename Io<feat_t>::raw;
+  const int64_t dim = kDim > 0 ? kDim : runtime_dim;
+  const raw_t* xi = x + i * dim;
+  const center_t* ci = c + y[i] * dim;
+  acc_t sq;
+  if constexpr (kDim > 0) {
+    static_assert(kDim <= kLanes);
+    sq = acc_t(0);
+    for (int k = 0; k < kDim; ++k) {
+      const acc_t d = read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k]);
+      sq += d * d;
+    }
+  } else {
+    sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
+  }
+  loss[i] = math::sample_loss(sq, rho);
+  const acc_t coef = scale * math::gradient_coefficient(sq, rho);
+  raw_t* bi = basis + i * dim;
+  for (int64_t k = 0; k < dim; ++k) {
+    bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+  }
+}
+
+// Rows [begin, end) of the forward, in batch order, each row's center fetched a few rows ahead.
 template <int kDim, typename feat_t, typename center_t, typename acc_t>
 void forward_rows(const typename Io<feat_t>::raw* x, const int64_t* y, const center_t* c,
                   int64_t runtime_dim, acc_t rho, acc_t scale, acc_t* loss,
                   typename Io<feat_t>::raw* basis, int64_t begin, int64_t end) {
-  using raw_t = typename Io<feat_t>::raw;
   const int64_t dim = kDim > 0 ? kDim : runtime_dim;
   const int64_t ahead = rows_ahead<center_t>(dim);
   for (int64_t i = begin; i < end; ++i) {
     if (i + ahead < end) prefetch_span(c + y[i + ahead] * dim, dim);
-    const raw_t* xi = x + i * dim;
-    const center_t* ci = c + y[i] * dim;
-    acc_t sq;
-    if constexpr (kDim > 0) {
-      static_assert(kDim <= kLanes);
-      sq = acc_t(0);
-      for (int k = 0; k < kDim; ++k) {
-        const acc_t d = read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k]);
-        sq += d * d;
-      }
-    } else {
-      sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
-    }
-    loss[i] = math::sample_loss(sq, rho);
-    const acc_t coef = scale * math::gradient_coefficient(sq, rho);
-    raw_t* bi = basis + i * dim;
-    for (int64_t k = 0; k < dim; ++k) {
-      bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
-    }
+    forward_row<kDim, feat_t, center_t, acc_t>(x, y, c, dim, rho, scale, loss, basis, i);
   }
 }
 
@@ -449,8 +458,8 @@ void forward_step_typed(const at::Tensor& features, const int64_t* y, const Clas
         const int64_t last = groups.group_start[g + 1];
         const int64_t* rows = groups.order.data() + first;
         for (int64_t r = 0; r < last - first; ++r) {
-          forward_rows<static_cast<int>(kDim), feat_t, center_t, fwd_acc_t>(
-              x, y, c, dim, rho, scale, loss, basis, rows[r], rows[r] + 1);
+          forward_row<static_cast<int>(kDim), feat_t, center_t, fwd_acc_t>(
+              x, y, c, dim, rho, scale, loss, basis, rows[r]);
         }
         center_t* cj = center_of(g);
         const step_acc_t factor = math::center_step_factor<step_acc_t>(last - first, a, rule);
