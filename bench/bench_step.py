@@ -321,8 +321,8 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
         except torch.OutOfMemoryError:
             skipped[name] = "skip: out of memory"
             torch.cuda.empty_cache()
+            c[rows] = saved
             continue
-        c[rows] = saved  # undo the timed steps: the next recipe starts from the same centers
         result["seconds"][name] = secs
         result["iterations"][name] = iters
         if device.type == "cuda" and (n, d) in args.kernel_time_at:
@@ -338,6 +338,7 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
             except Exception as err:  # the profiler is optional: record why it was not used
                 result["kernel_seconds"][name] = None
                 result.setdefault("notes", []).append(f"profiler failed for {name}: {err}")
+        c[rows] = saved  # undo the timed (and profiled) steps: the next recipe starts the same
     if "distmat" in recipes:
         centers.grad = None
     return result

@@ -21,6 +21,11 @@ namespace centerloss {
 
 namespace math {
 
+template <typename acc_t>
+CENTERLOSS_HD bool is_finite(acc_t v) {
+  return v - v == acc_t(0);  // false for NaN and +-inf, true otherwise; works on host and device
+}
+
 // Per-sample loss from the squared distance d^2 = ||x_i - c_{y_i}||^2:
 //   1/2 * d^2                         when margin == 0 (no square root, exact)
 //   1/2 * max(d - margin, 0)^2        otherwise (IJCV generalised center loss)
@@ -38,12 +43,15 @@ CENTERLOSS_HD acc_t sample_loss(acc_t sq_dist, acc_t margin) {
 // Coefficient g such that d(sample_loss)/dx_i = g * (x_i - c_{y_i}):
 //   1                                 when margin == 0
 //   max(d - margin, 0) / d            otherwise (0 where d <= margin, so never 0/0)
-// A non-finite d^2 gives a non-finite coefficient, so NaN features give NaN gradients.
+// A NaN d^2 gives a NaN coefficient, so NaN features give NaN gradients. A d^2 that overflowed
+// to +inf from finite features gives 1, the limit of (d - margin) / d (inf / inf would be NaN
+// and poison a finite gradient; with margin 0 the coefficient is 1 anyway).
 template <typename acc_t>
 CENTERLOSS_HD acc_t gradient_coefficient(acc_t sq_dist, acc_t margin) {
   if (margin == acc_t(0)) return acc_t(1);
   const acc_t d = std::sqrt(sq_dist);
   if (!(d > margin)) return d == d ? acc_t(0) : d;  // keep NaN, zero inside the margin
+  if (!is_finite(d)) return acc_t(1);                // d = +inf (d > margin ruled out NaN)
   return (d - margin) / d;
 }
 
@@ -63,11 +71,6 @@ template <typename acc_t>
 CENTERLOSS_HD acc_t reduction_scale(int64_t reduction, int64_t n) {
   if (reduction == static_cast<int64_t>(Reduction::Mean)) return n > 0 ? acc_t(1) / acc_t(n) : acc_t(0);
   return acc_t(1);
-}
-
-template <typename acc_t>
-CENTERLOSS_HD bool is_finite(acc_t v) {
-  return v - v == acc_t(0);  // false for NaN and +-inf, true otherwise; works on host and device
 }
 
 }  // namespace math

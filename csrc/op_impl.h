@@ -18,11 +18,11 @@ namespace centerloss::op_impl {
 // first_bad) checks them itself (CUDA: fused into the forward kernel): its verdict is read
 // after the kernel (the op's one sync); the outputs are fresh tensors and nothing else changed,
 // so raising then still leaves every state as it was.
+// `op` names the op in error messages (forward, or the one op that runs it, forward_then_step).
 template <auto ForwardKernel>
-std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at::Tensor& labels,
-                                           const at::Tensor& centers, double margin,
-                                           int64_t reduction) {
-  static constexpr const char* op = "centerloss.forward";
+std::tuple<at::Tensor, at::Tensor> forward_as(const char* op, const at::Tensor& features,
+                                              const at::Tensor& labels, const at::Tensor& centers,
+                                              double margin, int64_t reduction) {
   using Result = decltype(ForwardKernel(features, labels, centers, margin, reduction));
   constexpr bool kernel_checks_labels = std::tuple_size_v<Result> == 3;
   at::Tensor labels64;
@@ -47,6 +47,14 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at:
   } else {
     return result;
   }
+}
+
+template <auto ForwardKernel>
+std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at::Tensor& labels,
+                                           const at::Tensor& centers, double margin,
+                                           int64_t reduction) {
+  return forward_as<ForwardKernel>("centerloss.forward", features, labels, centers, margin,
+                                   reduction);
 }
 
 // The backward's argument checks, and its loss gradient as the kernels read it (in their
@@ -137,14 +145,18 @@ std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
                                                      at::Tensor& skipped, double margin,
                                                      int64_t reduction, double alpha, int64_t rule) {
   static constexpr const char* op = "centerloss._forward_step_";
+  // The checks of forward_step, in its order, before any work; only the label values are
+  // checked later, by the forward kernel (a bad label raises before the step runs).
   checks::check_batch_layout(op, features, labels, centers);
-  checks::check_skip_counter(op, skipped, centers);  // the step's checks before any work
+  checks::check_skip_counter(op, skipped, centers);
+  checks::check_margin(op, margin);
+  checks::check_reduction(op, reduction);
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
   // Converted once for both kernels: forward takes them as they are (contiguous int64).
   const at::Tensor x = features.contiguous();
   const at::Tensor labels64 = checks::labels_as_int64(labels);
-  auto result = forward<ForwardKernel>(x, labels64, centers, margin, reduction);
+  auto result = forward_as<ForwardKernel>(op, x, labels64, centers, margin, reduction);
   if (features.size(0) == 0) return result;
   const c10::DeviceGuard guard(features.device());
   on_contiguous_centers(centers, [&](at::Tensor& work) {

@@ -101,10 +101,14 @@ ForwardScratch* forward_scratch(const c10::cuda::CUDAStream& stream) {
   const std::lock_guard<std::mutex> lock(mutex);
   ForwardScratch*& slot = scratch[key];
   if (slot == nullptr) {
-    const ForwardScratch initial{0u, 0u, ULLONG_MAX};
     ForwardScratch* p = nullptr;
     C10_CUDA_CHECK(cudaMalloc(&p, sizeof(ForwardScratch)));
-    C10_CUDA_CHECK(cudaMemcpy(p, &initial, sizeof(initial), cudaMemcpyHostToDevice));
+    // Initialised on the stream that will run the kernels, so the first launch is ordered after
+    // it. (A cudaMemcpy from pageable memory may return before the copy lands, and PyTorch's
+    // side streams do not wait for the legacy default stream that it runs on.)
+    C10_CUDA_CHECK(cudaMemsetAsync(p, 0, sizeof(ForwardScratch), stream.stream()));  // ticket 0
+    C10_CUDA_CHECK(cudaMemsetAsync(&p->first_bad, 0xff, sizeof(p->first_bad),
+                                   stream.stream()));  // all ones: ULLONG_MAX, no bad row yet
     slot = p;
   }
   return slot;

@@ -65,8 +65,9 @@ class CenterLossImpl : public torch::nn::Cloneable<CenterLossImpl> {
 
   // One explicit center step from a batch (rules Paper and Mean; for gradient accumulation or
   // skipped AMP steps). Returns false when the batch was non-finite and was skipped (the
-  // skipped_updates counter is then incremented). Throws for UpdateRule::Gradient. Reading the
-  // result syncs on CUDA; forward() does not.
+  // skipped_updates counter is then incremented). Throws for UpdateRule::Gradient. On CUDA it
+  // syncs twice (the label check, and reading the verdict); forward() syncs once (its label
+  // check) and counts a skipped step on the device.
   bool update_centers(const at::Tensor& features, const at::Tensor& labels);
 
   // Loading checks the shapes of centers (and seen) before anything is replaced.

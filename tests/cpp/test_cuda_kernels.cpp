@@ -8,8 +8,11 @@
 
 #include <cmath>
 #include <limits>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include "centerloss/center_loss.h"
 #include "centerloss/ops.h"
@@ -304,6 +307,57 @@ TEST(CudaStreams, RunsOnTheCurrentStream) {
     EXPECT_TRUE(torch::equal(loss, want_loss));
   }
   EXPECT_TRUE(torch::equal(c, want));
+}
+
+// Forwards on two streams at once, from two threads: each (device, stream) has its own scratch
+// (block ticket, first bad label), so a batch with a bad label on one stream never reports
+// into, or resets the ticket of, a good batch running on the other. With one scratch per device
+// the good stream would see the other's bad label or a wrong total.
+TEST(CudaStreams, ConcurrentForwardsOnTwoStreamsKeepTheirOwnVerdicts) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(3);
+  constexpr int64_t kN = 5000;  // 1250 forward blocks: long enough for the streams to overlap
+  constexpr int64_t kBad = 4321;
+  const auto x = torch::randn({kN, 8}, kCuda);
+  const auto options = torch::TensorOptions(kCuda).dtype(torch::kLong);
+  const auto good = torch::randint(20, {kN}, options);
+  auto bad = good.clone();
+  bad[kBad] = 20;
+  const auto c = torch::randn({20, 8}, kCuda);
+  const auto want = centerloss::center_loss(x, good, c, 0.0, centerloss::Reduction::Sum);
+  torch::cuda::synchronize();
+
+  constexpr int kCalls = 200;
+  std::atomic<int> wrong_loss{0}, good_raised{0}, bad_accepted{0}, bad_wrong_position{0};
+  auto run = [&](bool with_bad_label) {
+    c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool());
+    for (int i = 0; i < kCalls; ++i) {
+      try {
+        const auto loss = centerloss::center_loss(x, with_bad_label ? bad : good, c, 0.0,
+                                                  centerloss::Reduction::Sum);
+        if (with_bad_label) {
+          ++bad_accepted;
+        } else if (!torch::equal(loss, want)) {
+          ++wrong_loss;
+        }
+      } catch (const c10::Error& err) {
+        if (!with_bad_label) {
+          ++good_raised;
+        } else if (std::string(err.what()).find("at position " + std::to_string(kBad)) ==
+                   std::string::npos) {
+          ++bad_wrong_position;
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.emplace_back(run, false);
+  threads.emplace_back(run, true);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong_loss.load(), 0);
+  EXPECT_EQ(good_raised.load(), 0);
+  EXPECT_EQ(bad_accepted.load(), 0);
+  EXPECT_EQ(bad_wrong_position.load(), 0);
 }
 
 }  // namespace

@@ -147,6 +147,16 @@ def test_opcheck_every_op():
         torch.library.opcheck(ops.center_loss.default, (x, labels, c, 0.25, reduction))
         torch.library.opcheck(ops.forward.default, (features, labels, centers, 0.0, reduction))
     torch.library.opcheck(ops.update_centers_.default, (centers.clone(), features, labels, 0.5, 0))
+    torch.library.opcheck(
+        ops.init_centers_first_sight_.default,
+        (centers.clone(), torch.zeros(4, dtype=torch.bool, device=CUDA), features, labels),
+    )
+    skipped = torch.zeros((), dtype=torch.long, device=CUDA)
+    for reduction in (0, 1, 2):
+        torch.library.opcheck(ops._forward_step_.default,
+                              (features, labels, centers.clone(), skipped, 0.25, reduction, 0.5, 0))
+        torch.library.opcheck(ops._center_loss_step_.default,
+                              (x, labels, centers.clone(), skipped, 0.25, reduction, 0.5, 1))
 
 
 def test_deterministic_mode_is_bitwise_reproducible():
@@ -168,7 +178,7 @@ def test_deterministic_mode_is_bitwise_reproducible():
             assert torch.equal(a, b), f"N={n} D={d} K={k}"
 
 
-def test_nan_guard_changes_nothing_without_a_host_read():
+def test_nan_guard_changes_nothing_and_returns_a_device_verdict():
     for n, bad, dtype in itertools.product([8, 2000, 5000], [float("nan"), float("inf")], DTYPES):
         features, labels, centers = make_case(n, 16, 4, dtype, n)
         features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
@@ -260,7 +270,10 @@ def test_fused_label_check_reports_the_first_bad_label_then_resets():
         )
 
 
-def test_forward_on_several_streams():
+def test_forward_on_side_streams_gives_the_default_streams_result():
+    # Sequential calls (each forward reads its label verdict on the host), so this checks that
+    # each side stream gets a working scratch; overlapping streams are tested in C++
+    # (CudaStreams.ConcurrentForwardsOnTwoStreamsKeepTheirOwnVerdicts).
     features, labels, centers = make_case(3000, 64, 50, torch.float32, 8)
     features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
     want = centerloss.center_loss(features, labels, centers)
@@ -372,6 +385,105 @@ def test_non_contiguous_inputs_give_the_contiguous_result():
     centerloss.update_centers_(strided, x, y, 0.5, "mean")
     centerloss.update_centers_(dense, x.contiguous(), y.contiguous(), 0.5, "mean")
     assert torch.equal(strided, dense)
+
+
+def test_one_op_matches_the_cpu_op_everywhere():
+    # _forward_step_ (forward, then the step; CUDA: forward_then_step) and _center_loss_step_ (the
+    # modules' op, with its backward) against the CPU ops, on every dtype pair, reduction, margin
+    # and rule, including an empty batch.
+    ops = torch.ops.centerloss
+    for (n, d, k), dtype, centers_dtype, reduction, margin, rule in itertools.product(
+        SHAPES + [(0, 5, 3)], DTYPES, [torch.float32, torch.float64], (0, 1, 2), [0.0, 0.7], (0, 1)
+    ):
+        where = f"N={n} D={d} K={k} {dtype} centers {centers_dtype} {reduction=} {margin=} {rule=}"
+        features, labels, centers = make_case(n, d, k, dtype, 11 * n + d + k, centers_dtype)
+        loss_rtol, grad_atol = TOL[dtype]
+        center_tol = 1e-10 if centers_dtype == torch.float64 else 1e-5
+        c_cpu, s_cpu = centers.clone(), torch.zeros((), dtype=torch.long)
+        c_gpu, s_gpu = centers.to(CUDA, copy=True), torch.zeros((), dtype=torch.long, device=CUDA)
+        loss_cpu, basis_cpu = ops._forward_step_(features, labels, c_cpu, s_cpu, margin, reduction,
+                                                 0.3, rule)
+        loss_gpu, basis_gpu = ops._forward_step_(features.to(CUDA), labels.to(CUDA), c_gpu, s_gpu,
+                                                 margin, reduction, 0.3, rule)
+        assert loss_gpu.dtype == loss_cpu.dtype and loss_gpu.shape == loss_cpu.shape, where
+        assert basis_gpu.dtype == basis_cpu.dtype == dtype and basis_gpu.shape == (n, d), where
+        torch.testing.assert_close(loss_gpu.cpu(), loss_cpu, rtol=loss_rtol, atol=1e-6, msg=where)
+        scale = max(basis_cpu.abs().max().item(), 1e-30) if n else 1.0
+        assert (basis_gpu.cpu().double() - basis_cpu.double()).abs().max().item() <= grad_atol * scale if n else True, where
+        torch.testing.assert_close(c_gpu.cpu(), c_cpu, rtol=center_tol, atol=center_tol, msg=where)
+        assert s_gpu.item() == s_cpu.item() == 0, where
+
+        weight = torch.rand(n, dtype=torch.float64) if reduction == 0 else torch.full((), 0.5)
+        grads = []
+        for device in ("cpu", CUDA):
+            x = features.to(device).requires_grad_(True)
+            c = centers.to(device, copy=True)
+            loss = ops._center_loss_step_(x, labels.to(device), c,
+                                          torch.zeros((), dtype=torch.long, device=device),
+                                          margin, reduction, 0.3, rule)
+            (grad,) = torch.autograd.grad(loss, x, weight.to(device, loss.dtype))
+            grads.append(grad.cpu().double())
+            torch.testing.assert_close(c.cpu(), c_cpu, rtol=center_tol, atol=center_tol, msg=where)
+        assert grads[0].dtype == grads[1].dtype, where
+        if n:
+            scale = max(grads[0].abs().max().item(), 1e-30)
+            assert (grads[1] - grads[0]).abs().max().item() <= grad_atol * scale, where
+
+
+def test_one_op_refuses_what_the_cpu_op_refuses_with_the_same_message():
+    ops = torch.ops.centerloss
+    features, labels, centers = make_case(50, 6, 4, torch.float32, 5)
+    bad_label = labels.clone()
+    bad_label[17] = 4
+    strided = torch.randn(6, 4, dtype=torch.float64).t().float()  # [4, 6], not contiguous
+    strided.copy_(centers)
+    cases = {  # name: (labels, margin, reduction, alpha, rule)
+        "bad label": (bad_label, 0.0, 1, 0.3, 0),
+        "negative margin": (labels, -1.0, 1, 0.3, 0),
+        "unknown reduction": (labels, 0.0, 7, 0.3, 0),
+        "alpha out of range": (labels, 0.0, 1, -0.5, 0),
+        "gradient rule": (labels, 0.0, 1, 0.3, 2),
+    }
+    for name, (y, margin, reduction, alpha, rule) in cases.items():
+        messages = []
+        for device in ("cpu", CUDA):
+            for op in (ops._forward_step_, ops._center_loss_step_):
+                c = centers.to(device, copy=True)
+                skipped = torch.zeros((), dtype=torch.long, device=device)
+                try:
+                    op(features.to(device), y.to(device), c, skipped, margin, reduction, alpha,
+                       rule)
+                except RuntimeError as err:
+                    messages.append(str(err).splitlines()[0])
+                else:
+                    raise AssertionError(f"{name}: {op} on {device} accepted it")
+                assert torch.equal(c.cpu(), centers) and skipped.item() == 0, f"{name} {device}"
+        assert len(set(messages)) == 1, f"{name}: {messages}"
+    # Strided centers: stepped through a contiguous copy and written back, as on the CPU.
+    for device in ("cpu", CUDA):
+        c = strided.to(device, copy=True)  # keeps the strides
+        assert not c.is_contiguous()
+        skipped = torch.zeros((), dtype=torch.long, device=device)
+        ops._forward_step_(features.to(device), labels.to(device), c, skipped, 0.0, 1, 0.3, 0)
+        dense = centers.clone()
+        ops._forward_step_(features, labels, dense, torch.zeros((), dtype=torch.long), 0.0, 1,
+                           0.3, 0)
+        torch.testing.assert_close(c.cpu(), dense, rtol=1e-5, atol=1e-5, msg=device)
+
+
+def test_overflowing_distance_with_a_margin_gives_a_finite_gradient():
+    # Finite features whose squared distance overflows float32: the gradient is (x - c) * 1
+    # (the limit of (d - margin) / d), as on the CPU, not inf / inf = NaN.
+    features, labels, centers = make_case(8, 4, 3, torch.float32, 2)
+    features[5] = 1e20
+    grads = []
+    for device in ("cpu", CUDA):
+        x = features.to(device).requires_grad_(True)
+        loss = centerloss.center_loss(x, labels.to(device), centers.to(device), 0.5, "sum")
+        (grad,) = torch.autograd.grad(loss, x)
+        grads.append(grad.cpu())
+    assert torch.isfinite(grads[1]).all()
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-6)
 
 
 def _main() -> int:

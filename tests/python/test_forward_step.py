@@ -106,6 +106,25 @@ def test_finite_batch_whose_distance_overflows_still_steps(n, d, k):
 
 
 @pytest.mark.parametrize("n,d,k", GUARD_SHAPES)
+@pytest.mark.parametrize("dtype,big", [(torch.float32, 1e20), (torch.bfloat16, 1e20),
+                                       (torch.float64, 1e200)])
+def test_overflowing_distance_with_a_margin_gives_a_finite_gradient(n, d, k, dtype, big):
+    """With a margin the gradient coefficient is (d - margin) / d; a squared distance that
+    overflows from finite features must give its limit 1, not inf / inf = NaN, so the row's
+    gradient is x - c (finite) as with margin 0. Both the forward op and the one op."""
+    features, labels, centers = reference.make_case(n, d, k, dtype, 9)
+    features[n - 3] = big
+    for margin in (0.0, 0.5):
+        _, basis = ops.forward(features, labels, centers, margin, 2)
+        loss, basis_step = ops._forward_step_(features, labels, centers.clone(),
+                                              torch.zeros((), dtype=torch.long), margin, 2, 0.5, 0)
+        assert torch.isinf(loss)
+        assert torch.isfinite(basis).all() and torch.equal(basis, basis_step), margin
+        want = (features[n - 3].double() - centers[labels[n - 3]].double()).to(dtype)
+        torch.testing.assert_close(basis[n - 3], want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n,d,k", GUARD_SHAPES)
 def test_a_loaded_non_finite_center_does_not_stop_the_step(n, d, k):
     """A NaN center (a state loaded by the user: the guard keeps the module's own finite) makes
     its rows' losses NaN, but the features are finite, so the batch steps as update_centers_
