@@ -48,14 +48,16 @@ Tensor call_backward(const Tensor& grad_loss, const Tensor& grad_basis) {
 }
 
 // The features' gradient from the saved basis. The backward op writes a scaled copy; on the CPU,
-// for plain tensors, two cases need none (CUDA takes the op: reading the value would sync; so do
-// the fake, functional and batched tensors of torch.compile and functorch, and dispatch modes):
+// for plain tensors, two cases need none when autograd frees the saved basis after this node (no
+// retain_graph), so that nothing can read or write the basis again through the graph:
 // - a loss gradient of exactly 1 (loss.backward() on a scalar loss): 1 * basis == basis bit for
-//   bit, so the basis itself is the gradient. Safe under autograd's rules even with
-//   retain_graph: the engine adds into a gradient in place only when it holds the only
-//   reference, and hooks must not modify their argument.
-// - any other loss gradient (lambda * loss) when autograd frees the saved basis after this node
-//   (no retain_graph): the basis is scaled in place, same bits as the op, no allocation.
+//   bit, so the basis itself is the gradient;
+// - any other loss gradient (lambda * loss): the basis is scaled in place, same bits as the op,
+//   no allocation.
+// With retain_graph the op's copy is returned: the basis must stay intact for the next backward,
+// and a gradient handed out (to the user, a hook, or x.grad) must not change when it runs.
+// CUDA takes the op (reading the value would sync), and so do the fake, functional and batched
+// tensors of torch.compile and functorch, and dispatch modes.
 bool is_plain_cpu(const Tensor& t) {
   static const c10::DispatchKeySet plain_cpu({c10::DispatchKey::CPU, c10::DispatchKey::AutogradCPU,
                                               c10::DispatchKey::ADInplaceOrView,
@@ -67,20 +69,47 @@ Tensor features_gradient(const Tensor& grad_loss, Tensor grad_basis) {
   const bool plain = is_plain_cpu(grad_loss) && is_plain_cpu(grad_basis) &&
                      c10::impl::TorchDispatchModeTLS::stack_len() == 0 &&
                      grad_basis.is_contiguous();
-  if (!plain) return call_backward(grad_loss, grad_basis);
-  if (grad_loss.dim() == 0 && grad_loss.item<double>() == 1.0) return grad_basis;
-  if (torch::autograd::get_current_graph_task_keep_graph()) {
+  if (!plain || torch::autograd::get_current_graph_task_keep_graph()) {
     return call_backward(grad_loss, grad_basis);
   }
+  if (grad_loss.dim() == 0 && grad_loss.item<double>() == 1.0) return grad_basis;
   kernels::backward_in_place_cpu(
       op_impl::checked_backward_scale("centerloss.backward", grad_loss, grad_basis), grad_basis);
   return grad_basis;
 }
 
+// With create_graph=True (autograd runs the backward with grad mode on) the gradient must itself
+// be differentiable: grad_loss * (basis + s * (x - sg(x)) - s * (c_y - sg(c_y))), where sg stops
+// the gradient. Its value is the backward op's (the added terms are exactly 0), and autograd
+// differentiates it to the true second derivatives for margin 0: d/dx = s * grad_loss * I,
+// d/dc_y = -s * grad_loss * I (centers only with update="gradient"), d/d grad_loss = basis.
+// With a margin the second derivative needs the distances, which are not saved: refused, rather
+// than a gradient that silently lacks the center-loss term.
+Tensor differentiable_features_gradient(const char* op, const Tensor& grad_loss,
+                                        const Tensor& grad_basis, const Tensor& features,
+                                        const Tensor& centers, const Tensor& labels,
+                                        double margin, int64_t reduction) {
+  TORCH_CHECK(margin == 0.0, op, ": double backward (create_graph=True) is supported for "
+              "margin = 0 only, got margin ", margin);
+  const int64_t n = grad_basis.size(0);
+  const double s = reduction == static_cast<int64_t>(Reduction::Mean) ? (n > 0 ? 1.0 / n : 0.0)
+                                                                       : 1.0;
+  Tensor term = grad_basis;
+  if (features.defined() && features.requires_grad()) {
+    term = term + (features - features.detach()) * s;
+  }
+  if (centers.defined() && centers.requires_grad()) {
+    const Tensor rows = centers.index_select(0, checks::labels_as_int64(labels));
+    term = term - (rows - rows.detach()).to(term.scalar_type()) * s;
+  }
+  const Tensor scale = grad_loss.dim() == 0 ? grad_loss : grad_loss.unsqueeze(1);
+  return (scale * term).to(grad_basis.scalar_type());
+}
+
 // Autograd: the gradient basis is computed in forward from the centers of that moment and
 // saved; backward only scales it, so a center step between forward and backward changes
 // nothing. Backward writes to the saved basis only when autograd frees it right after
-// (features_gradient), so retain_graph works.
+// (features_gradient), so retain_graph works; with create_graph it is differentiable again.
 class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& features,
@@ -88,9 +117,14 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
                         int64_t reduction) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [loss, grad_basis] = call_forward(features, labels, centers, margin, reduction);
-    ctx->save_for_backward({grad_basis, labels});  // converted in backward, if ever needed
+    // Labels are converted in backward, if ever needed; features and (update="gradient")
+    // centers are read only for a double backward.
+    ctx->save_for_backward(
+        {grad_basis, labels, features, centers.requires_grad() ? centers : Tensor()});
     ctx->saved_data["num_classes"] = centers.size(0);
     ctx->saved_data["centers_dtype"] = static_cast<int64_t>(centers.scalar_type());
+    ctx->saved_data["margin"] = margin;
+    ctx->saved_data["reduction"] = reduction;
     return loss;
   }
 
@@ -98,7 +132,12 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor& grad_basis = saved[0];
-    Tensor grad_features = features_gradient(grads[0], grad_basis);
+    Tensor grad_features =
+        at::GradMode::is_enabled()
+            ? differentiable_features_gradient(
+                  "centerloss.center_loss", grads[0], grad_basis, saved[2], saved[3], saved[1],
+                  ctx->saved_data["margin"].toDouble(), ctx->saved_data["reduction"].toInt())
+            : features_gradient(grads[0], grad_basis);
     Tensor grad_centers;
     if (ctx->needs_input_grad(2)) {  // UpdateRule::Gradient: dL/dc_j = -sum_{y_i=j} dL/dx_i
       const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["centers_dtype"].toInt());
@@ -149,15 +188,23 @@ class CenterLossStepFunction : public torch::autograd::Function<CenterLossStepFu
     // autograd still notices if a graph had saved these tensors.
     centers.unsafeGetTensorImpl()->bump_version();
     skipped.unsafeGetTensorImpl()->bump_version();
-    ctx->save_for_backward({grad_basis});
+    ctx->save_for_backward({grad_basis, features});  // features: for a double backward only
+    ctx->saved_data["margin"] = margin;
+    ctx->saved_data["reduction"] = reduction;
     return loss;
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    return {features_gradient(grads[0], saved[0]), Tensor(), Tensor(), Tensor(),
-            Tensor(),                          Tensor(), Tensor(), Tensor()};
+    const Tensor grad_features =
+        at::GradMode::is_enabled()
+            ? differentiable_features_gradient(
+                  "centerloss._center_loss_step_", grads[0], saved[0], saved[1], Tensor(),
+                  Tensor(), ctx->saved_data["margin"].toDouble(),
+                  ctx->saved_data["reduction"].toInt())
+            : features_gradient(grads[0], saved[0]);
+    return {grad_features, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 

@@ -34,11 +34,13 @@ namespace centerloss {
 // the centers as they are now (a later update_centers_ does not change it). If centers requires
 // grad (UpdateRule::Gradient), it receives dL/dc_j = -sum_{y_i=j} dL/dx_i (a dense [K, D]
 // tensor). Does not modify any argument. margin >= 0.
-// On the CPU the features' gradient is the tensor the forward saved, not a new one, when the
-// incoming gradient is exactly 1 (loss.backward() on a scalar loss: handed over as it is) or
-// when autograd frees the graph after this backward (no retain_graph: scaled in place). So, as
-// autograd requires of hooks, do not modify a gradient in place if you backward through the
-// same graph again (retain_graph); autograd itself never does. The module's forward likewise.
+// On the CPU, when autograd frees the graph after this backward (no retain_graph), the features'
+// gradient is the tensor the forward saved, not a new one: handed over as it is for an incoming
+// gradient of exactly 1 (loss.backward() on a scalar loss), else scaled in place. With
+// retain_graph it is a new tensor, so gradients already handed out never change. Double
+// backward (create_graph) is exact for margin 0 and refused with a margin. Saves the features
+// (and centers that require grad) for it: modifying them in place before backward is an error,
+// as for any autograd op that saves its inputs. The module's forward likewise.
 at::Tensor center_loss(const at::Tensor& features, const at::Tensor& labels,
                        const at::Tensor& centers, double margin = 0.0,
                        Reduction reduction = Reduction::Mean);

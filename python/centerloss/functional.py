@@ -34,9 +34,9 @@ def center_loss(
     (s = 1) or "none" (the [N] per-sample vector). The result is float32 (float64 for float64
     inputs). Differentiable in features, and in centers when they require grad (the "gradient"
     rule). Does not modify the centers. On the CPU the features' gradient reuses the tensor the
-    forward saved (as it is for a loss gradient of 1, scaled in place when the graph is freed),
-    so, as for autograd hooks, do not modify a gradient in place and then backward through the
-    same graph again (retain_graph).
+    forward saved when the graph is freed after it (as it is for a loss gradient of 1, else
+    scaled in place); with retain_graph it is a new tensor. create_graph=True (double backward)
+    is exact for margin 0 and raises for a margin > 0.
     """
     return torch.ops.centerloss.center_loss(
         features, labels, centers, float(margin), _reduction_code(reduction)

@@ -212,6 +212,113 @@ def test_cpu_backward_without_a_copy_gives_the_op_bits_and_keeps_retained_graphs
             expected = x.grad.clone()
 
 
+@pytest.mark.parametrize("op", ["center_loss", "_center_loss_step_", "module"])
+def test_gradients_handed_out_never_change_afterwards(op):
+    """A gradient autograd handed out (returned by autograd.grad, kept by a hook, or x.grad of a
+    view of a leaf) must not change when a later backward on the retained graph runs: with
+    retain_graph the backward returns a copy, never the saved basis (which a later freeing
+    backward may scale in place)."""
+    features, labels, centers = make_case(6, 3, 4, torch.float32, 12)
+    module = centerloss.CenterLoss(4, 3)
+    module.centers.data.copy_(centers)
+
+    def loss_of(x):
+        if op == "center_loss":
+            return centerloss.center_loss(x, labels, centers)
+        if op == "module":
+            return module(x, labels)
+        return torch.ops.centerloss._center_loss_step_(x, labels, centers.clone(),
+                                                       torch.zeros((), dtype=torch.long),
+                                                       0.0, 1, 0.5, 0)
+
+    x = features.clone().requires_grad_(True)
+    loss = loss_of(x)
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    kept = first.clone()
+    torch.autograd.grad(loss, x, grad_outputs=torch.tensor(3.0))
+    assert torch.equal(first, kept)
+
+    x = features.clone().requires_grad_(True)
+    loss = loss_of(x.view(6, 3))  # AccumulateGrad may adopt the gradient of a view as x.grad
+    loss.backward(retain_graph=True)
+    unit = x.grad.clone()
+    loss.backward(retain_graph=True)  # a third backward must still find the basis intact
+    (2 * loss).backward()
+    torch.testing.assert_close(x.grad, 4 * unit, rtol=0, atol=0)
+
+    x = features.clone().requires_grad_(True)
+    feats = x * 1  # not a view: the hook's tensor is the op's own gradient, and stays its own
+    seen = []
+    feats.register_hook(seen.append)
+    loss = loss_of(feats)
+    loss.backward(retain_graph=True)
+    seen_first = seen[0].clone()
+    (2 * loss).backward()
+    assert torch.equal(seen[0], seen_first)
+
+
+def _double_backward_cases():
+    return [("center_loss", False), ("center_loss", True), ("_center_loss_step_", False),
+            ("module", False)]
+
+
+@pytest.mark.parametrize("op,centers_grad", _double_backward_cases())
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_double_backward_matches_the_reference(op, centers_grad, reduction):
+    """create_graph=True (gradient penalties, MAML): the features' gradient is differentiable
+    again and its derivatives are the reference's, for the features and (update="gradient") the
+    centers; the center-loss term must not silently drop out."""
+    features, labels, centers = make_case(10, 4, 3, torch.float64, 21, torch.float64)
+    head = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    red_code = {"none": 0, "mean": 1, "sum": 2}[reduction]
+    weight = torch.rand(10, dtype=torch.float64) if reduction == "none" else torch.ones(())
+
+    def run(x, c, ours):
+        if not ours:
+            cl = reference.loss(x, labels, c, 0.0, reduction)
+        elif op == "center_loss":
+            cl = centerloss.center_loss(x, labels, c, 0.0, reduction)
+        elif op == "module":
+            module = centerloss.CenterLoss(3, 4, reduction=reduction).double()
+            module.centers.data.copy_(c)
+            cl = module(x, labels)
+        else:
+            cl = torch.ops.centerloss._center_loss_step_(
+                x, labels, c.clone(), torch.zeros((), dtype=torch.long), 0.0, red_code, 0.5, 0)
+        total = torch.nn.functional.cross_entropy(x @ head, labels) + (cl * weight).sum()
+        (g,) = torch.autograd.grad(total, x, create_graph=True)
+        (g.pow(2).sum() + (g * x).sum()).backward()
+        return g.detach(), x.grad, c.grad
+
+    got = run(features.clone().requires_grad_(True), centers.clone().requires_grad_(centers_grad), True)
+    want = run(features.clone().requires_grad_(True), centers.clone().requires_grad_(centers_grad), False)
+    for a, b in zip(got, want):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    if op == "center_loss" and reduction == "mean":
+        x = features.clone().requires_grad_(True)
+        c = centers.clone().requires_grad_(True)
+        assert torch.autograd.gradgradcheck(
+            lambda a, b: centerloss.center_loss(a, labels, b, 0.0, "mean"), (x, c))
+
+
+@pytest.mark.parametrize("op", ["center_loss", "_center_loss_step_"])
+def test_double_backward_with_a_margin_is_refused(op):
+    features, labels, centers = make_case(10, 4, 3, torch.float32, 22)
+    x = features.clone().requires_grad_(True)
+    if op == "center_loss":
+        loss = centerloss.center_loss(x, labels, centers, 0.5)
+    else:
+        loss = torch.ops.centerloss._center_loss_step_(
+            x, labels, centers.clone(), torch.zeros((), dtype=torch.long), 0.5, 1, 0.5, 0)
+    with pytest.raises(RuntimeError, match="double backward .* margin = 0 only, got margin 0.5"):
+        torch.autograd.grad(loss, x, create_graph=True)
+    (grad,) = torch.autograd.grad(loss, x)  # the graph is intact: a plain backward still works
+    assert torch.isfinite(grad).all()
+
+
 def test_opcheck_every_op():
     features, labels, centers = make_case(9, 3, 4, torch.float64, 8, torch.float64)
     x = features.requires_grad_(True)
