@@ -18,18 +18,58 @@ def _group(process_group):
     return None if process_group in ("world", dist.group.WORLD) else process_group
 
 
+_FEATURE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _local_problem(features: torch.Tensor, labels: torch.Tensor):
+    """Why this rank's batch cannot be gathered, or None. Checked before any collective, so that
+    every rank learns of it and raises, instead of the others stepping on a converted union."""
+    if features.dim() != 2:
+        return f"features must be 2-D [N, D], got shape {tuple(features.shape)}"
+    if features.dtype not in _FEATURE_DTYPES:
+        return f"features must be float16/bfloat16/float32/float64, got {features.dtype}"
+    if labels.dim() != 1 or labels.dtype not in _INTEGER_DTYPES:
+        return f"labels must be a 1-D integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}"
+    if labels.shape[0] != features.shape[0]:
+        return f"labels have {labels.shape[0]} entries but features have {features.shape[0]} rows"
+    return None
+
+
 def gather_batches(features: torch.Tensor, labels: torch.Tensor, process_group):
-    """Concatenation, in rank order, of every rank's (features, labels); the same on every rank."""
+    """Concatenation, in rank order, of every rank's (features, labels); the same on every rank.
+
+    Every rank first shares (valid, N, D, dtype) of its batch: if any rank's batch is invalid,
+    or the ranks disagree on D or the features' dtype, every rank raises (RuntimeError) before
+    anything is gathered or moved, so no rank steps alone and none waits forever."""
     group = _group(process_group)
     world = dist.get_world_size(group)
     if world == 1:
         return features, labels
+    problem = _local_problem(features, labels)
+    valid = problem is None
+    header = torch.tensor(
+        [int(valid), features.shape[0] if valid else 0, features.shape[1] if valid else 0,
+         _FEATURE_DTYPES.index(features.dtype) if valid else -1],
+        dtype=torch.int64, device=features.device)
+    headers = [torch.empty_like(header) for _ in range(world)]
+    dist.all_gather(headers, header, group=group)
+    headers = [h.tolist() for h in headers]
+    if problem is not None:
+        raise RuntimeError(f"centerloss.distributed: this rank's batch is invalid: {problem}")
+    bad = [r for r, h in enumerate(headers) if not h[0]]
+    if bad:
+        raise RuntimeError(f"centerloss.distributed: the batch of rank(s) {bad} is invalid (see "
+                           "the error on those ranks); no rank moves its centers")
+    shapes = {(h[2], _FEATURE_DTYPES[h[3]]) for h in headers}
+    if len(shapes) > 1:
+        per_rank = ", ".join(f"rank {r}: D = {h[2]}, {_FEATURE_DTYPES[h[3]]}"
+                             for r, h in enumerate(headers))
+        raise RuntimeError("centerloss.distributed: the ranks' features differ in D or dtype "
+                           f"({per_rank}); no rank moves its centers")
     features = features.detach().contiguous()
     labels = labels.to(torch.int64).contiguous()
-    sizes = torch.tensor([features.shape[0]], dtype=torch.int64, device=features.device)
-    all_sizes = [torch.empty_like(sizes) for _ in range(world)]
-    dist.all_gather(all_sizes, sizes, group=group)
-    counts = [int(s) for s in all_sizes]
+    counts = [h[1] for h in headers]
     longest = max(counts)
     pad = longest - features.shape[0]
     padded_x = torch.nn.functional.pad(features, (0, 0, 0, pad))

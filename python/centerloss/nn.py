@@ -97,6 +97,15 @@ class CenterLoss(nn.Module):
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         stepping = self.training and self.update_in_forward and self.update != "gradient"
         first_sight = self.training and self.init == "first_sight"
+        if (stepping or first_sight) and torch._C._current_graph_task_id() != -1:
+            # A forward inside a backward pass is a recomputation (torch.utils.checkpoint): it
+            # would move the centers a second time and take the gradient from moved centers.
+            raise RuntimeError(
+                "CenterLoss: a training forward ran inside a backward pass (torch.utils."
+                "checkpoint recomputing it?); it would step the centers twice and take the "
+                "gradient from moved centers. Keep CenterLoss outside checkpointed regions: "
+                "checkpoint the network and call CenterLoss on its features."
+            )
         # With a process group, gather first: a rank with bad input then raises in the loss
         # while the others raise on the same bad rows in the step; no rank waits forever.
         state_batch = (features, labels)

@@ -141,3 +141,30 @@ def test_avx2_and_baseline_kernels_give_the_same_bits(tmp_path):
     assert runs["default"][0] == "avx2"
     for a, b in zip(runs["baseline"][1:], runs["default"][1:]):
         assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpointed_training_forward_is_refused_not_stepped_twice(use_reentrant):
+    """torch.utils.checkpoint recomputes its region during backward: a CenterLoss inside it would
+    move the centers a second time and take the gradient from moved centers. The recomputation
+    raises; the centers keep the one step of the real forward; outside a checkpoint, or in eval
+    mode inside one, it works."""
+    from torch.utils.checkpoint import checkpoint
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 3)
+    module = centerloss.CenterLoss(4, 3, init="normal")
+    x = torch.randn(8, 5, requires_grad=True)
+    y = torch.randint(0, 4, (8,))
+    start = module.centers.clone()
+    loss = checkpoint(lambda a: module(lin(a), y), x, use_reentrant=use_reentrant)
+    once = module.centers.clone()
+    assert not torch.equal(once, start)
+    with pytest.raises(RuntimeError, match="inside a backward pass"):
+        loss.backward()
+    assert torch.equal(module.centers, once)
+
+    module.eval()  # no step: recomputing is harmless
+    loss = checkpoint(lambda a: module(lin(a), y), x, use_reentrant=use_reentrant)
+    loss.backward()
+    assert torch.equal(module.centers, once)
