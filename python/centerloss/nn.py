@@ -97,9 +97,11 @@ class CenterLoss(nn.Module):
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         stepping = self.training and self.update_in_forward and self.update != "gradient"
         first_sight = self.training and self.init == "first_sight"
-        if (stepping or first_sight) and torch._C._current_graph_task_id() != -1:
+        if ((stepping or first_sight) and not torch.compiler.is_compiling()
+                and torch._C._current_graph_task_id() != -1):
             # A forward inside a backward pass is a recomputation (torch.utils.checkpoint): it
             # would move the centers a second time and take the gradient from moved centers.
+            # (Not traceable: under torch.compile the partitioner never recomputes a mutation.)
             raise RuntimeError(
                 "CenterLoss: a training forward ran inside a backward pass (torch.utils."
                 "checkpoint recomputing it?); it would step the centers twice and take the "
