@@ -34,6 +34,8 @@ CHECKS = [
     "check_mixed_precision",
     "check_save_load_round_trip",
     "check_bad_labels_raise",
+    "check_bad_labels_under_xla_change_nothing",
+    "check_narrow_integer_labels",
     "check_example_short_run",
 ]
 _workers: dict[str, tuple[subprocess.Popen, Path, Path]] = {}

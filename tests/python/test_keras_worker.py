@@ -90,14 +90,15 @@ def check_loss_options(keras, CenterLoss):
             close(numpy_of(keras, layer.losses[0]), expected, f"{reduction}, margin {margin}")
 
 
-def small_model(keras, CenterLoss, lr=0.0, **options):
+def small_model(keras, CenterLoss, lr=0.0, jit_compile="auto", **options):
     features_in = keras.Input((D,))
     labels_in = keras.Input((), dtype="int32")
     features = keras.layers.Dense(D, name="features")(features_in)
     out = CenterLoss(K, name="center_loss", **options)([features, labels_in])
     probs = keras.layers.Dense(K, activation="softmax")(out)
     model = keras.Model([features_in, labels_in], probs)
-    model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
+    model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy",
+                  jit_compile=jit_compile)
     return model, keras.Model(features_in, features)
 
 
@@ -278,6 +279,54 @@ def check_bad_labels_raise(keras, CenterLoss):
         # function whose new state is never returned when it raises.)
         after = numpy_of(keras, model.get_layer("center_loss").centers)
         assert np.array_equal(after, centers_before), "a failed fit step moved the centers"
+        # A NaN feature and a bad label: the step fails on the label, and the skip counter
+        # (state too) must not count it (tensorflow ran its update beside the failed check).
+        nan_x = x.copy()
+        nan_x[0, 0] = np.nan
+        fit = lambda: model.fit([nan_x, bad], y, batch_size=N, shuffle=False, verbose=0)  # noqa: E731
+        expect_error(fit, Exception, out_of_range)
+        skipped = int(numpy_of(keras, model.get_layer("center_loss").skipped_updates))
+        assert skipped == 0, f"a failed fit step counted a skipped update ({skipped})"
+
+
+def check_bad_labels_under_xla_change_nothing(keras, CenterLoss):
+    """model.fit with jit_compile=True (Keras's default for tensorflow on a GPU). jax raises as
+    without XLA; tensorflow's XLA drops assertions, so there a bad label cannot raise: the
+    step must then be skipped (counted), the loss NaN, and the centers untouched."""
+    if keras.backend.backend() == "torch":
+        return  # no XLA; the C++ op raises (check_bad_labels_raise)
+    x, y, c = batch(11)
+    model, _ = small_model(keras, CenterLoss, jit_compile=True, weight=0.5)
+    layer = model.get_layer("center_loss")
+    layer.centers.assign(c)
+    bad = y.copy()
+    bad[4] = 7
+    try:
+        history = model.fit([x, bad], y, batch_size=N, shuffle=False, verbose=0)
+    except Exception as err:  # jax: the host callback's error
+        assert keras.backend.backend() == "jax", f"tensorflow raised under XLA: {err}"
+        assert re.search(r"found label\]? \[?7\]? \[?at position\]? \[?4", str(err)), str(err)
+        return
+    assert keras.backend.backend() == "tensorflow", "jax accepted a bad label under jit"
+    assert np.isnan(history.history["loss"][0]), history.history
+    assert np.array_equal(numpy_of(keras, layer.centers), c), "a bad label moved the centers"
+    assert int(numpy_of(keras, layer.skipped_updates)) == 1
+    model.fit([x, y], y, batch_size=N, shuffle=False, verbose=0)  # a good batch still steps
+    assert not np.array_equal(numpy_of(keras, layer.centers), c)
+
+
+def check_narrow_integer_labels(keras, CenterLoss):
+    """uint8/int8/int16/uint16/uint32 class ids give the int32 result (tensorflow's gather and
+    segment_sum take int32/int64 indices only)."""
+    x, y, c = batch(12)
+    want = fresh_layer(keras, CenterLoss, c)
+    want([x, y], training=True)
+    want_loss = numpy_of(keras, want.losses[-1])
+    for dtype in ("uint8", "int8", "int16", "uint16", "uint32"):
+        layer = fresh_layer(keras, CenterLoss, c)
+        layer([x, y.astype(dtype)], training=True)
+        close(numpy_of(keras, layer.losses[-1]), want_loss, dtype)
+        assert np.array_equal(numpy_of(keras, layer.centers), numpy_of(keras, want.centers)), dtype
 
 
 def check_example_short_run(keras, CenterLoss):

@@ -100,6 +100,9 @@ def check_label_range(labels, num_classes: int):
         import tensorflow as tf
 
         if not tf.executing_eagerly():
+            # XLA (jit_compile, Keras's default for tensorflow on a GPU) drops this assertion:
+            # there a bad label cannot raise, and the maths masks it instead (_math: NaN loss,
+            # no step, counted as skipped).
             bad = tf.logical_or(labels < 0, labels >= num_classes)
             position = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int32)
             message = f"CenterLoss: labels must be in [0, K) with K = {num_classes}; found label"
@@ -125,4 +128,10 @@ def check_batch(features, labels, centers_shape):
             f"{feature_dim} (centers shape {(num_classes, feature_dim)})"
         )
     check_labels_dtype(labels)
-    return check_label_range(ops.reshape(labels, (-1,)), num_classes)
+    labels = check_label_range(ops.reshape(labels, (-1,)), num_classes)
+    if backend.backend() == "tensorflow" and backend.standardize_dtype(labels.dtype) not in (
+            "int32", "int64"):
+        # tensorflow's gather and segment_sum take int32/int64 indices only; the values are
+        # in [0, K) here (checked above on the original dtype), so int32 holds them.
+        labels = ops.cast(labels, "int32")
+    return labels

@@ -13,10 +13,18 @@ def _accumulation_dtype(features) -> str:
     return "float64" if ops.dtype(features) == "float64" else "float32"
 
 
+def labels_in_range(labels, num_classes: int):
+    """[N] bool: label in [0, K). The run-time label check raises for any False, except under
+    XLA on tensorflow, which drops assertions: there these masks keep the state and the loss
+    honest instead (_checks.check_label_range)."""
+    return ops.logical_and(labels >= 0, labels < num_classes)
+
+
 def per_sample_loss(features, labels, centers, margin: float):
     """[N]: 1/2 * max(||x_i - c_{y_i}|| - margin, 0)^2, in float32 (float64 for float64).
 
-    Differentiable in features and centers; the centers' gradient is 0 for a non-finite batch."""
+    Differentiable in features and centers; the centers' gradient is 0 for a non-finite batch.
+    A label outside [0, K) (possible only where the label check cannot raise) gives NaN."""
     acc = _accumulation_dtype(features)
     rows = ops.take(centers, labels, axis=0)
     # Spec section 3, for centers an optimizer moves: a non-finite batch gives them a zero
@@ -25,8 +33,9 @@ def per_sample_loss(features, labels, centers, margin: float):
     rows = ops.where(all_finite(features), rows, ops.stop_gradient(rows))
     diff = ops.cast(features, acc) - ops.cast(rows, acc)
     squared = ops.sum(diff * diff, axis=1)
+    valid = labels_in_range(labels, centers.shape[0])
     if margin == 0.0:
-        return 0.5 * squared
+        return ops.where(valid, 0.5 * squared, float("nan"))
     # sqrt has an infinite slope at 0: feed it 1 there and select 0 after, so that the gradient
     # is 0 (the spec's value where d <= margin) instead of 0 * inf = NaN.
     # A NaN squared distance stays NaN (a NaN feature must show in the loss, spec section 3):
@@ -34,7 +43,7 @@ def per_sample_loss(features, labels, centers, margin: float):
     positive = squared > 0
     distance = ops.where(positive, ops.sqrt(ops.where(positive, squared, 1.0)), squared)
     hinge = ops.where(distance <= margin, 0.0, distance - margin)
-    return 0.5 * hinge * hinge
+    return ops.where(valid, 0.5 * hinge * hinge, float("nan"))
 
 
 def reduce_loss(per_sample, reduction: str):
@@ -61,9 +70,11 @@ def class_sums(values, labels, num_classes: int):
 def center_step(centers, features, labels, alpha: float, rule: str):
     """One step of rule "paper" (/(1 + n_j)) or "mean" (/n_j), in float32.
 
-    Returns (new_centers, applied): when a feature is non-finite, new_centers is centers
-    unchanged and applied is False. Classes absent from the batch keep their exact values
-    (their delta is exactly 0).
+    Returns (new_centers, applied): when a feature is non-finite (or a label is outside [0, K),
+    possible only where the label check cannot raise), new_centers is centers unchanged and
+    applied is False. Classes absent from the batch keep their exact values (their delta is
+    exactly 0). `applied` depends on the labels, so under tf.function the skip counter's update
+    waits for the label check and does not run when it fails.
     """
     num_classes = centers.shape[0]
     x = ops.cast(features, "float32")
@@ -72,7 +83,8 @@ def center_step(centers, features, labels, alpha: float, rule: str):
     counts = class_sums(ops.ones_like(labels, dtype="float32"), labels, num_classes)
     denominator = counts + 1.0 if rule == "paper" else ops.maximum(counts, 1.0)
     moved = c - alpha * diff_sum / ops.expand_dims(denominator, 1)
-    applied = all_finite(features)
+    applied = ops.logical_and(all_finite(features),
+                              ops.all(labels_in_range(labels, num_classes)))
     return ops.cast(ops.where(applied, moved, c), centers.dtype), applied
 
 
@@ -87,5 +99,6 @@ def first_sight(centers, seen, features, labels):
     means = class_sums(x, labels, num_classes) / ops.expand_dims(ops.maximum(counts, 1.0), 1)
     fresh = ops.logical_and(counts > 0, ops.logical_not(seen))
     fresh = ops.logical_and(fresh, all_finite(features))
+    fresh = ops.logical_and(fresh, ops.all(labels_in_range(labels, num_classes)))
     new_centers = ops.where(ops.expand_dims(fresh, 1), ops.cast(means, centers.dtype), centers)
     return new_centers, ops.logical_or(seen, fresh)
