@@ -92,3 +92,36 @@ def test_missing_checkpoint_names_the_file(tmp_path):
     result = run("eval", "--run", str(tmp_path), check=False)
     assert result.returncode != 0
     assert "checkpoint.pt' does not exist" in result.stdout + result.stderr
+
+
+def _pairs_file(path, sets, classes):
+    """An LFW-layout pairs file: per set, 2 genuine then 2 impostor lines on `classes`."""
+    a, b = classes
+    lines = [f"{sets}\t2"] if sets > 1 else ["2"]
+    for s in range(sets):
+        lines += [f"{a}\t{1 + s}\t{3 + s}", f"{b}\t{1 + s}\t{3 + s}",
+                  f"{a}\t{1 + s}\t{b}\t{2 + s}", f"{b}\t{3 + s}\t{a}\t{4 + s}"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_pairs_on_trained_classes_are_flagged_not_open_set(run_dir, tmp_path):
+    out = str(tmp_path / "openset.json")
+    trained = run("openset", "--run", run_dir, "--pairs", _pairs_file(tmp_path / "t.txt", 2, (0, 1)),
+                  "--out", out, "--no-plot")
+    assert "class 0 was trained on: not open-set" in trained.stderr
+    assert "class 1 was trained on: not open-set" in trained.stderr
+    with open(out) as f:
+        assert json.load(f)["open_set"]["trained_classes_evaluated"] == [0, 1]
+    held_out = run("openset", "--run", run_dir, "--pairs", _pairs_file(tmp_path / "h.txt", 2, (8, 9)),
+                   "--out", out, "--no-plot")
+    assert "trained on" not in held_out.stderr
+    with open(out) as f:
+        assert json.load(f)["open_set"]["trained_classes_evaluated"] == []
+
+
+def test_a_pairs_file_of_one_set_is_refused_with_the_reason(run_dir, tmp_path):
+    result = run("openset", "--run", run_dir, "--pairs", _pairs_file(tmp_path / "one.txt", 1, (8, 9)),
+                 "--no-plot", check=False)
+    assert result.returncode != 0
+    assert "one set of pairs" in result.stderr and "at least 2" in result.stderr, result.stderr

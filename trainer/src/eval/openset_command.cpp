@@ -78,12 +78,6 @@ void run_openset(const OpensetArgs& args) {
           "the run trained on every class of the data: give --holdout or --pairs");
     }
   }
-  for (int64_t c : heldout) {
-    if (std::count(config.classes.begin(), config.classes.end(), c)) {
-      fmt::print(stderr, "warning: --holdout class {} was trained on: not open-set\n", c);
-    }
-  }
-
   fmt::print(stderr, "openset: embedding the {} split of {}\n", args.split, data_dir);
   const trainer::Dataset data = trainer::load_split(data_dir, split);
   const trainer::Embedding emb = trainer::embed(state.model, data);
@@ -94,6 +88,13 @@ void run_openset(const OpensetArgs& args) {
   std::string pair_source;
   if (!args.pairs_file.empty()) {
     const PairList list = read_lfw_pairs_file(args.pairs_file);
+    if (list.sets < 2) {
+      // The verification accuracy takes each set's threshold from the other sets.
+      throw std::invalid_argument(fmt::format(
+          "{}: one set of pairs; openset cross-validates the verification threshold over the "
+          "sets (fitted on the others), so it needs at least 2 (header 'SETS PAIRS_PER_SET')",
+          args.pairs_file));
+    }
     const auto names = args.class_names_file.empty() ? std::vector<std::string>{}
                                                      : read_class_names_file(args.class_names_file);
     pairs = resolve_pairs(list, labels, names);
@@ -111,6 +112,17 @@ void run_openset(const OpensetArgs& args) {
     po.seed = args.pair_seed;
     pairs = sample_pairs(labels, heldout, po);
     pair_source = "sampled";
+  }
+  // Classes the run trained on are not open-set: warn for any among the held-out classes or
+  // those the pairs use (from --holdout, or from a pairs file), and record them.
+  std::set<int64_t> evaluated(heldout.begin(), heldout.end());
+  for (const Pair& p : pairs) evaluated.insert({labels[p.a], labels[p.b]});
+  std::vector<int64_t> trained_on;
+  for (int64_t c : evaluated) {
+    if (std::count(config.classes.begin(), config.classes.end(), c)) {
+      trained_on.push_back(c);
+      fmt::print(stderr, "warning: class {} was trained on: not open-set\n", c);
+    }
   }
 
   OpenSetOptions options;
@@ -135,6 +147,7 @@ void run_openset(const OpensetArgs& args) {
   j["open_set"] = to_json(report);
   j["open_set"]["pairs_source"] = pair_source;
   j["open_set"]["pair_seed"] = args.pair_seed;
+  j["open_set"]["trained_classes_evaluated"] = trained_on;  // should be empty
 
   const std::string out =
       args.out.empty() ? trainer::path_join(args.run_dir, "openset.json") : args.out;
