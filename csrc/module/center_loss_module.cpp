@@ -49,8 +49,8 @@ CenterLossImpl::CenterLossImpl(const CenterLossOptions& options_) : options(opti
               "CenterLoss: alpha must be in (0, 1], got ", options.alpha());
   TORCH_CHECK(options.margin() >= 0.0 && std::isfinite(options.margin()),
               "CenterLoss: margin must be a finite number >= 0, got ", options.margin());
-  TORCH_CHECK(options.init_std() > 0.0, "CenterLoss: init_std must be > 0, got ",
-              options.init_std());
+  TORCH_CHECK(options.init_std() > 0.0 && std::isfinite(options.init_std()),
+              "CenterLoss: init_std must be a finite number > 0, got ", options.init_std());
   reset();
 }
 
@@ -77,6 +77,23 @@ void CenterLossImpl::reset() {
   skipped_updates_ = register_buffer("skipped_updates", torch::zeros({}, torch::kLong));
   if (options.init() == Init::FirstSight) {
     seen_ = register_buffer("seen", torch::zeros({options.num_classes()}, torch::kBool));
+  }
+}
+
+void CenterLossImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+  to(device, non_blocking);
+  to(dtype, non_blocking);
+}
+
+void CenterLossImpl::to(torch::Dtype dtype, bool non_blocking) {
+  if (dtype != torch::kFloat && dtype != torch::kDouble) return;  // see the header
+  // set_data keeps the registered tensor (and a parameter's identity for an optimizer).
+  centers_.set_data(centers_.to(dtype, non_blocking));
+}
+
+void CenterLossImpl::to(torch::Device device, bool non_blocking) {
+  for (at::Tensor* t : {&centers_, &skipped_updates_, &seen_}) {
+    if (t->defined()) t->set_data(t->to(device, non_blocking));
   }
 }
 

@@ -52,13 +52,24 @@ struct CenterLossOptions {
 
 class CenterLossImpl : public torch::nn::Cloneable<CenterLossImpl> {
  public:
-  // Throws (naming the option) if K or D < 1, alpha outside (0, 1] or margin < 0.
+  // Throws (naming the option) if K or D < 1, alpha outside (0, 1], margin < 0 or not finite,
+  // or init_std not a finite number > 0.
   explicit CenterLossImpl(const CenterLossOptions& options);
   CenterLossImpl(int64_t num_classes, int64_t feature_dim)
       : CenterLossImpl(CenterLossOptions(num_classes, feature_dim)) {}
 
-  void reset() override;  // re-creates the state from the options (centers re-initialised)
+  // Creates the state from the options (called by the constructor). Like LibTorch's own
+  // modules, call it once: a second call throws (the names are registered).
+  void reset() override;
   void pretty_print(std::ostream& stream) const override;
+
+  // Device moves take every buffer along. A dtype change applies to the centers only, and
+  // only for float32 and float64 (spec section 4: centers stay float32 under float16/bfloat16
+  // and mixed precision); skipped_updates stays int64 and seen bool. So net->to(dtype) on a
+  // network holding a CenterLoss keeps it usable.
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Device device, bool non_blocking = false) override;
 
   // Loss of the batch; see the header comment for when the centers move.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& labels);

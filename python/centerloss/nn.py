@@ -143,6 +143,17 @@ class CenterLoss(nn.Module):
             features, labels = gather_batches(features, labels, self.process_group)
         return bool(self._apply_step(features, labels))
 
+    def _apply(self, fn, recurse=True):
+        # .half() / .bfloat16() / .to(float16) on a model holding this module: the centers keep
+        # their dtype and values (spec section 4: float32 under mixed precision; the op takes
+        # float32 or float64 centers), as the C++ module's to() does; float32/float64 are
+        # followed, and devices always.
+        before = self.centers.data
+        super()._apply(fn, recurse)
+        if self.centers.dtype not in (torch.float32, torch.float64):
+            self.centers.data = before.to(self.centers.device)
+        return self
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("centers", "seen"):
             key = prefix + name

@@ -144,3 +144,43 @@ TEST(Module, FirstSightStartsAtBatchMean) {
 }
 
 }  // namespace
+
+// net->to(dtype) reaches every submodule: the module must stay usable. Centers follow float32
+// and float64 only; the counter stays int64 and seen bool.
+TEST(Module, ToDtypeConvertsOnlyTheCentersAndKeepsTraining) {
+  for (const auto init : {centerloss::Init::Zeros, centerloss::Init::FirstSight}) {
+    centerloss::CenterLoss m(centerloss::CenterLossOptions(4, 3).init(init));
+    torch::nn::Sequential net(torch::nn::Linear(3, 3));
+    net->register_module("center_loss", m.ptr());
+    net->to(torch::kDouble);
+    EXPECT_EQ(m->centers().scalar_type(), torch::kDouble);
+    EXPECT_EQ(m->named_buffers()["skipped_updates"].scalar_type(), torch::kLong);
+    if (init == centerloss::Init::FirstSight) {
+      EXPECT_EQ(m->named_buffers()["seen"].scalar_type(), torch::kBool);
+    }
+    const auto x = torch::randn({6, 3}, torch::kDouble);
+    const auto y = torch::tensor({0, 1, 2, 0, 1, 3});
+    const auto loss = m->forward(x, y);
+    EXPECT_EQ(loss.scalar_type(), torch::kDouble);
+    EXPECT_EQ(m->skipped_updates(), 0);
+    net->to(torch::kHalf);  // centers stay float64 (never half); half features still work
+    EXPECT_EQ(m->centers().scalar_type(), torch::kDouble);
+    m->forward(x.to(torch::kHalf), y);
+    net->to(torch::kFloat);
+    EXPECT_EQ(m->centers().scalar_type(), torch::kFloat);
+    m->forward(x.to(torch::kBFloat16), y);
+    EXPECT_EQ(m->skipped_updates(), 0);
+  }
+}
+
+TEST(Module, InfiniteInitStdIsRefused) {
+  try {
+    centerloss::CenterLoss m(centerloss::CenterLossOptions(2, 2)
+                                 .init(centerloss::Init::Normal)
+                                 .init_std(std::numeric_limits<double>::infinity()));
+    FAIL() << "init_std = inf was accepted";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("init_std must be a finite number > 0"),
+              std::string::npos);
+  }
+}

@@ -168,3 +168,29 @@ def test_checkpointed_training_forward_is_refused_not_stepped_twice(use_reentran
     loss = checkpoint(lambda a: module(lin(a), y), x, use_reentrant=use_reentrant)
     loss.backward()
     assert torch.equal(module.centers, once)
+
+
+@pytest.mark.parametrize("update", ["paper", "gradient"])
+def test_half_and_double_models_keep_a_usable_center_loss(update):
+    """model.half() / .bfloat16() leave the centers' dtype and values as they were (the op takes
+    float32/float64 centers; spec section 4), as the C++ module's to() does; .double() and
+    .float() convert them; the counter stays int64."""
+    model = torch.nn.ModuleDict({"fc": torch.nn.Linear(3, 3),
+                                 "cl": centerloss.CenterLoss(4, 3, update=update)})
+    param = model["cl"].centers
+    y = torch.tensor([0, 1, 2, 0])
+    for convert, want in ((torch.nn.Module.half, torch.float32),
+                          (torch.nn.Module.double, torch.float64),
+                          (torch.nn.Module.bfloat16, torch.float64),
+                          (torch.nn.Module.float, torch.float32)):
+        before = model["cl"].centers.detach().clone()
+        convert(model)
+        assert model["cl"].centers.dtype == want, convert
+        if before.dtype == want:
+            assert torch.equal(model["cl"].centers, before), convert  # not rounded on the way
+        assert model["cl"].skipped_updates.dtype == torch.int64
+        x = torch.randn(4, 3).to(model["fc"].weight.dtype).requires_grad_(True)
+        model["cl"](x, y).backward()
+        assert x.grad is not None and int(model["cl"].skipped_updates) == 0
+    if update == "gradient":
+        assert model["cl"].centers is param  # still the optimizer's parameter
