@@ -139,3 +139,24 @@ TEST(Training, CorruptCheckpointIsACleanError) {
                "checkpoint '" + (dir / "checkpoint.pt") + "' cannot be loaded");
   expect_error([&] { load_run(dir / "missing"); }, "does not exist");
 }
+
+// A stored config (checkpoint, config.json) may have been edited by hand: values outside the
+// CLI's ranges are refused by name instead of crashing later (batch_size 0 divided by zero).
+TEST(Training, StoredConfigOutOfRangeIsRefusedByName) {
+  centerloss::trainer::TrainConfig config;
+  config.classes = {0, 1};
+  const nlohmann::json good = centerloss::trainer::to_json(config);
+  EXPECT_NO_THROW(centerloss::trainer::config_from_json(good));
+  for (const auto& [field, bad] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"batch_size", 0}, {"epochs", 0}, {"lr", -1.0}, {"alpha", 1.5}, {"threads", 0},
+           {"train_limit", -5}, {"classes", nlohmann::json::array()}}) {
+    nlohmann::json j = good;
+    j[field] = bad;
+    try {
+      centerloss::trainer::config_from_json(j);
+      ADD_FAILURE() << field << " = " << bad.dump() << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
+}

@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <memory>
+#include <set>
+#include <stdexcept>
 
 #include "cli/commands.h"
 #include "cli/train_options.h"
@@ -13,6 +16,35 @@
 #include "util/fs.h"
 
 namespace centerloss::trainer {
+namespace {
+
+// The stored config of a run the sweep would resume, with this sweep's --epochs and
+// --threads; throws, naming the fields, if any other option differs from this sweep's.
+TrainConfig resumable_config(TrainConfig stored, const TrainConfig& wanted, const std::string& dir) {
+  nlohmann::json a = to_json(stored), b = to_json(wanted);
+  for (const char* free : {"epochs", "threads", "image_size"}) {
+    a.erase(free);
+    b.erase(free);
+  }
+  if (wanted.classes.empty()) a.erase("classes"), b.erase("classes");  // all: resolved in train()
+  std::string differences;
+  for (const auto& [key, value] : b.items()) {
+    if (!a.contains(key) || a[key] != value) {
+      differences += fmt::format("{}{} {} (now {})", differences.empty() ? "" : ", ", key,
+                                 a.contains(key) ? a[key].dump() : "unset", value.dump());
+    }
+  }
+  if (!differences.empty()) {
+    throw std::invalid_argument(fmt::format(
+        "{} was trained with other options: {}. Use another --out, or the run's options (only "
+        "--epochs and --threads may change when a run is continued)", dir, differences));
+  }
+  stored.epochs = wanted.epochs;
+  stored.threads = wanted.threads;
+  return stored;
+}
+
+}  // namespace
 
 void add_sweep_command(CLI::App& app) {
   auto cli = std::make_shared<TrainCli>();
@@ -29,6 +61,12 @@ void add_sweep_command(CLI::App& app) {
     const TrainConfig base = resolve_train_config(*cli);
     const std::string dir = absolute_path(*out);
     make_dirs(dir);
+    std::set<std::string> folders;
+    for (double lambda : *lambdas) {  // the folder name is the lambda's short form
+      if (!folders.insert(fmt::format("lambda_{:g}", lambda)).second) {
+        throw CLI::ValidationError("--lambdas", fmt::format("{:g} is listed twice", lambda));
+      }
+    }
     nlohmann::json results = nlohmann::json::array();
     std::string table = "| lambda | closed-set test accuracy | run |\n|---:|---:|---|\n";
     for (double lambda : *lambdas) {
@@ -37,7 +75,12 @@ void add_sweep_command(CLI::App& app) {
       RunOptions run = cli->run;
       run.out_dir = path_join(dir, fmt::format("lambda_{:g}", lambda));
       run.progress = !cli->no_progress;
+      run.outputs = !cli->no_outputs;
       run.resume = is_file(path_join(run.out_dir, kCheckpointFile));
+      if (run.resume) {  // continue it only if it was trained with these options
+        run.checkpoint = std::make_shared<CheckpointFile>(path_join(run.out_dir, kCheckpointFile));
+        config = resumable_config(run.checkpoint->config(), config, run.out_dir);
+      }
       fmt::print(stderr, "== lambda = {:g} -> {}\n", lambda, run.out_dir);
       const TrainSummary summary = train(config, run);
       results.push_back({{"lambda", lambda}, {"test_accuracy", summary.test_accuracy},
@@ -47,6 +90,10 @@ void add_sweep_command(CLI::App& app) {
     }
     std::ofstream(path_join(dir, "sweep.json")) << results.dump(2) << '\n';
     std::ofstream(path_join(dir, "sweep.md")) << table;
+    if (cli->no_outputs) {  // the grid needs each run's test features
+      fmt::print("{}\nsweep folder: {}\n", table, dir);
+      return;
+    }
     run_plot_script(cli->run.python, "sweep_grid.py", {path_join(dir, "sweep.json"), path_join(dir, "sweep_grid.png")});
     fmt::print("{}\nsweep folder: {}\nfigure:       {}\n", table, dir, path_join(dir, "sweep_grid.png"));
   });

@@ -10,9 +10,9 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   cmd.add_option("--holdout", cli.holdout, "train on every class except these, e.g. 7,8,9")
       ->excludes(classes);
   cmd.add_option("--train-limit", c.train_limit, "use the first N training samples (0: all)")
-      ->capture_default_str();
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--test-limit", c.test_limit, "evaluate on the first N test samples (0: all)")
-      ->capture_default_str();
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--arch", cli.arch, "network: lenets++ (the paper's) or small")
       ->check(CLI::IsMember(enum_names(kArchNames)))->capture_default_str();
   cmd.add_option("--feature-dim", c.feature_dim, "feature dimension D (2 for pictures)")

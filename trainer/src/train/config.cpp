@@ -1,5 +1,8 @@
 #include "train/config.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <stdexcept>
 
 namespace centerloss::trainer {
@@ -46,6 +49,29 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   c.seed = j.at("seed").get<uint64_t>();
   c.threads = j.at("threads").get<int>();
   c.log_every = j.at("log_every").get<int64_t>();
+  // A stored config (checkpoint, config.json) may have been edited: the CLI's ranges again.
+  auto need = [](bool ok, const char* field, const auto& value) {
+    if (!ok) throw std::invalid_argument(fmt::format("config: {} out of range: {}", field, value));
+  };
+  need(!c.classes.empty(), "classes", "empty");
+  need(c.train_limit >= 0, "train_limit", c.train_limit);
+  need(c.test_limit >= 0, "test_limit", c.test_limit);
+  need(c.image_size >= 1, "image_size", c.image_size);
+  need(c.feature_dim >= 1, "feature_dim", c.feature_dim);
+  need(c.epochs >= 1, "epochs", c.epochs);
+  need(c.batch_size >= 1, "batch_size", c.batch_size);
+  need(c.lr > 0, "lr", c.lr);
+  need(c.momentum >= 0 && c.momentum <= 1, "momentum", c.momentum);
+  need(c.weight_decay >= 0, "weight_decay", c.weight_decay);
+  need(c.lr_step >= 0, "lr_step", c.lr_step);
+  need(c.lr_gamma > 0, "lr_gamma", c.lr_gamma);
+  need(c.lambda >= 0, "lambda", c.lambda);
+  need(c.alpha > 0 && c.alpha <= 1, "alpha", c.alpha);
+  need(c.margin >= 0 && std::isfinite(c.margin), "margin", c.margin);
+  need(c.init_std > 0 && std::isfinite(c.init_std), "init_std", c.init_std);
+  need(c.center_lr > 0, "center_lr", c.center_lr);
+  need(c.threads >= 1, "threads", c.threads);
+  need(c.log_every >= 1, "log_every", c.log_every);
   return c;
 }
 

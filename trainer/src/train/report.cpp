@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <limits>
 
 #include "util/fs.h"
 #include "util/metrics.h"
@@ -26,6 +27,11 @@ std::string write_run_outputs(const std::string& run_dir, const std::string& pyt
                                       {file("metrics.jsonl"), file("curves.png"),
                                        "--title", title});
 
+  // nlohmann writes a NaN or infinity (a diverged run) as null: read it back as NaN.
+  auto number = [](const nlohmann::json& record, const char* key) {
+    const auto& v = record.at(key);
+    return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
+  };
   std::string epochs_table =
       "| epoch | lr | train softmax | train center | train acc | test acc | s/epoch | ms/step |\n"
       "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -33,12 +39,12 @@ std::string write_run_outputs(const std::string& run_dir, const std::string& pyt
   nlohmann::json last;
   for (const auto& r : read_metrics(file("metrics.jsonl"))) {
     if (r.value("kind", "") != "epoch") continue;
-    total_seconds += r["seconds"].get<double>();
+    total_seconds += number(r, "seconds");
     epochs_table += fmt::format("| {} | {:g} | {:.4f} | {:.4f} | {:.2f}% | {:.2f}% | {:.1f} | {:.1f} |\n",
-                                r["epoch"].get<int64_t>(), r["lr"].get<double>(),
-                                r["train_softmax"].get<double>(), r["train_center"].get<double>(),
-                                100 * r["train_accuracy"].get<double>(), 100 * r["test_accuracy"].get<double>(),
-                                r["seconds"].get<double>(), r["ms_per_step"].get<double>());
+                                r["epoch"].get<int64_t>(), number(r, "lr"),
+                                number(r, "train_softmax"), number(r, "train_center"),
+                                100 * number(r, "train_accuracy"), 100 * number(r, "test_accuracy"),
+                                number(r, "seconds"), number(r, "ms_per_step"));
     last = r;
   }
   const std::string path = file("report.md");
@@ -47,7 +53,7 @@ std::string write_run_outputs(const std::string& run_dir, const std::string& pyt
   if (!last.is_null()) {
     out << fmt::format("Closed-set test accuracy after epoch {}: **{:.2f}%**. Training time {} "
                        "({} threads).\n\n",
-                       last["epoch"].get<int64_t>(), 100 * last["test_accuracy"].get<double>(),
+                       last["epoch"].get<int64_t>(), 100 * number(last, "test_accuracy"),
                        format_duration(total_seconds), config["threads"].get<int>());
   }
   out << epochs_table << "\n";

@@ -134,7 +134,15 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   const Dataset test_data = first_n(load_split(config.data_dir, Split::Test, config.classes), config.test_limit);
   if (train_data.size() == 0) throw std::runtime_error("no training samples of the selected classes");
   if (train_data.images.size(2) != train_data.images.size(3)) {
-    throw std::runtime_error("the trainer expects square images");
+    throw std::runtime_error(fmt::format("{}: the trainer expects square images, got {}x{}",
+                                         config.data_dir, train_data.images.size(2),
+                                         train_data.images.size(3)));
+  }
+  if (test_data.size() > 0 && test_data.images.sizes().slice(1) != train_data.images.sizes().slice(1)) {
+    // Checked now, not after the first epoch's training, when the test split is embedded.
+    throw std::runtime_error(fmt::format("{}: test images are {} but training images are {}",
+                                         config.data_dir, c10::str(test_data.images.sizes().slice(1)),
+                                         c10::str(train_data.images.sizes().slice(1))));
   }
   config.image_size = train_data.images.size(2);
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);

@@ -1,5 +1,7 @@
 #include "util/metrics.h"
 
+#include <fmt/format.h>
+
 #include <stdexcept>
 #include <vector>
 
@@ -9,8 +11,21 @@ std::vector<nlohmann::json> read_metrics(const std::string& path) {
   std::vector<nlohmann::json> records;
   std::ifstream in(path);
   std::string line;
+  int64_t number = 0;
   while (std::getline(in, line)) {
-    if (!line.empty()) records.push_back(nlohmann::json::parse(line));
+    ++number;
+    if (line.empty()) continue;
+    try {
+      records.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::parse_error& err) {
+      // The last line may be cut short (a crash or a full disk mid-write: this file is flushed,
+      // not synced like the checkpoint); it is dropped. Anything else is an error.
+      if (in.peek() == std::char_traits<char>::eof()) {
+        fmt::print(stderr, "warning: {}: dropping the incomplete last line {}\n", path, number);
+        break;
+      }
+      throw std::runtime_error(fmt::format("{}: line {} is not JSON: {}", path, number, err.what()));
+    }
   }
   return records;
 }

@@ -1,0 +1,97 @@
+"""`centerloss train` and `sweep` on small runs: continuing a run only with its own options, a
+diverged run still reporting, a cut-off metrics line, and input checks that fail early.
+
+The command is $CENTERLOSS_CLI (the Makefile sets it to the build's binary); without it the
+default build folder is tried and the module is skipped if nothing was built there.
+"""
+import gzip
+import os
+import struct
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.environ.get("CENTERLOSS_CLI") or os.path.join(ROOT, "build", "trainer", "centerloss")
+
+if "CENTERLOSS_CLI" not in os.environ and not os.path.exists(CLI):
+    pytest.skip("no trainer build (set CENTERLOSS_CLI)", allow_module_level=True)
+
+SMALL = ["--arch", "small", "--train-limit", "300", "--test-limit", "100", "--threads", "2",
+         "--no-progress"]
+
+
+def run(*args, check=True):
+    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_sweep_continues_a_run_only_with_its_own_options(tmp_path):
+    out = str(tmp_path / "sweep")
+    run("sweep", "--out", out, "--lambdas", "0.01", "--epochs", "1", "--no-outputs", *SMALL)
+    changed = run("sweep", "--out", out, "--lambdas", "0.01", "--epochs", "2", "--lr", "0.2",
+                  "--seed", "9", "--no-outputs", *SMALL, check=False)
+    assert changed.returncode != 0
+    assert "was trained with other options" in changed.stderr, changed.stderr
+    assert "lr 0.01 (now 0.2)" in changed.stderr and "seed 1 (now 9)" in changed.stderr
+    same = run("sweep", "--out", out, "--lambdas", "0.01", "--epochs", "2", "--no-outputs", *SMALL)
+    assert "resuming" in same.stderr and "after epoch 1" in same.stderr
+    # --no-outputs: no per-run report or figures, no grid
+    assert not os.path.exists(os.path.join(out, "lambda_0.01", "report.md"))
+    assert not os.path.exists(os.path.join(out, "sweep_grid.png"))
+    twice = run("sweep", "--out", out, "--lambdas", "0.01,0.010", *SMALL, check=False)
+    assert twice.returncode != 0 and "listed twice" in twice.stderr
+
+
+def test_a_diverged_run_still_writes_its_report(tmp_path):
+    out = str(tmp_path / "diverged")
+    result = run("train", "--out", out, "--lr", "1e6", "--epochs", "1", "--python", "/bin/false",
+                 *SMALL)
+    report = open(os.path.join(out, "report.md")).read()
+    assert "nan" in report, report
+    assert "trained 1 epochs" in result.stdout
+
+
+def test_a_cut_off_last_metrics_line_does_not_block_resume(tmp_path):
+    out = str(tmp_path / "run")
+    run("train", "--out", out, "--epochs", "1", "--no-outputs", *SMALL)
+    with open(os.path.join(out, "metrics.jsonl"), "a") as f:
+        f.write('{"kind":"step","epoch":2,"st')
+    result = run("train", "--out", out, "--resume", "--epochs", "2", "--no-outputs",
+                 "--no-progress")
+    assert "dropping the incomplete last line" in result.stderr
+    with open(os.path.join(out, "metrics.jsonl"), "a") as f:
+        f.write('not json\n{"kind":"epoch"}\n')
+    broken = run("train", "--out", out, "--resume", "--epochs", "3", "--no-outputs",
+                 "--no-progress", check=False)
+    assert broken.returncode != 0 and "metrics.jsonl: line" in broken.stderr, broken.stderr
+
+
+def test_negative_limits_are_refused():
+    for option in ("--train-limit", "--test-limit"):
+        result = run("train", "--out", "/nonexistent/x", option, "-5", check=False)
+        assert result.returncode != 0 and option in result.stderr, result.stderr
+
+
+def _write_idx(path, array_bytes, dims, kind):
+    magic = {"images": 0x00000803, "labels": 0x00000801}[kind]
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims))
+        f.write(array_bytes)
+
+
+def test_test_images_of_another_size_fail_before_training(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    n = 20
+    _write_idx(data / "train-images-idx3-ubyte.gz", bytes(n * 28 * 28), (n, 28, 28), "images")
+    _write_idx(data / "train-labels-idx1-ubyte.gz", bytes(i % 2 for i in range(n)), (n,), "labels")
+    _write_idx(data / "t10k-images-idx3-ubyte.gz", bytes(n * 32 * 32), (n, 32, 32), "images")
+    _write_idx(data / "t10k-labels-idx1-ubyte.gz", bytes(i % 2 for i in range(n)), (n,), "labels")
+    result = run("train", "--out", str(tmp_path / "run"), "--data", str(data), "--arch", "small",
+                 "--epochs", "1", "--no-progress", "--no-outputs", check=False)
+    assert result.returncode != 0
+    assert "test images are [1, 32, 32] but training images are [1, 28, 28]" in result.stderr, result.stderr
+    assert not os.path.exists(tmp_path / "run" / "checkpoint.pt")
