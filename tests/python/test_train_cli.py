@@ -62,6 +62,11 @@ def test_a_cut_off_last_metrics_line_does_not_block_resume(tmp_path):
     result = run("train", "--out", out, "--resume", "--epochs", "2", "--no-outputs",
                  "--no-progress")
     assert "dropping the incomplete last line" in result.stderr
+    fewer = run("train", "--out", out, "--resume", "--epochs", "1", "--no-outputs", check=False)
+    assert fewer.returncode != 0 and "--epochs must be at least that" in fewer.stderr
+    same = run("train", "--out", out, "--resume", "--epochs", "2", "--threads", "1",
+               "--no-outputs", "--no-progress")
+    assert "will not be bitwise the same" in same.stderr
     with open(os.path.join(out, "metrics.jsonl"), "a") as f:
         f.write('not json\n{"kind":"epoch"}\n')
     broken = run("train", "--out", out, "--resume", "--epochs", "3", "--no-outputs",

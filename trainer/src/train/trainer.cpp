@@ -158,6 +158,10 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
       CheckpointFile(checkpoint).restore(state);
     }
     fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
+    if (config.epochs < state.epoch) {
+      throw std::invalid_argument(fmt::format("{} has {} epochs; --epochs must be at least that",
+                                              checkpoint, state.epoch));
+    }
   }
   {
     std::ofstream out(path_join(dir, "config.json"));
@@ -181,13 +185,16 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     test_embedding = embed(state.model, test_data);
     test = closed_set_accuracy(test_embedding, config.classes);
     state.epoch = epoch;
-    save_checkpoint(checkpoint, state);
+    // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
+    // checkpoint, which drops this line again (records of later epochs are not kept), so the
+    // file never lacks the line of an epoch the checkpoint has.
     metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
                    {"train_softmax", stats.softmax}, {"train_center", stats.center},
                    {"train_accuracy", stats.accuracy}, {"test_accuracy", test.accuracy},
                    {"test_softmax", test.softmax_loss}, {"seconds", stats.seconds},
                    {"ms_per_step", 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1)},
                    {"skipped_updates", state.center_loss->skipped_updates()}});
+    save_checkpoint(checkpoint, state);
     fmt::print(stderr, "epoch {}: test accuracy {:.2f}% ({} samples), {:.1f} ms/step\n", epoch,
                100.0 * test.accuracy, test.count, 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1));
   }
