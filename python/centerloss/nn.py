@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._options import check_common
+from ._options import check_alpha, check_common, check_margin
 from .distributed import gather_batches
 from .functional import (
     _center_loss_step,
@@ -59,10 +59,10 @@ class CenterLoss(nn.Module):
         _reduction_code(reduction)
         self.num_classes = int(num_classes)
         self.feature_dim = int(feature_dim)
-        self.alpha = float(alpha)
+        self.alpha = alpha
         self.reduction = reduction
         self.update = update
-        self.margin = float(margin)
+        self.margin = margin
         self.init = init
         self.init_std = float(init_std)
         self.update_in_forward = bool(update_in_forward)
@@ -86,6 +86,33 @@ class CenterLoss(nn.Module):
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.int64))
         if init == "first_sight":
             self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
+
+    # The step options may be changed between steps (a schedule for alpha, say); a bad value is
+    # refused when it is set, not in a later forward after first_sight has changed the state.
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value) -> None:
+        self._alpha = check_alpha(value)
+
+    @property
+    def margin(self) -> float:
+        return self._margin
+
+    @margin.setter
+    def margin(self, value) -> None:
+        self._margin = check_margin(value)
+
+    @property
+    def reduction(self) -> str:
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value) -> None:
+        _reduction_code(value)
+        self._reduction = value
 
     def extra_repr(self) -> str:
         return (

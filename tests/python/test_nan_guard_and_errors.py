@@ -155,3 +155,24 @@ def test_gradient_rule_keeps_centers_finite(bad):
     opt.zero_grad()
     m(features, labels).backward()
     assert m.centers.grad.abs().sum() > 0
+
+
+def test_options_set_after_construction_are_checked_when_set():
+    """A bad alpha, margin or reduction set on a built module is refused at once; it must not
+    wait for a forward that first_sight has already half run (changing centers and seen)."""
+    module = centerloss.CenterLoss(4, 3, init="first_sight")
+    for name, value, message in (("alpha", 1.5, "alpha must be in"),
+                                 ("margin", -1.0, "margin must be a finite number"),
+                                 ("margin", float("inf"), "margin must be a finite number"),
+                                 ("reduction", "avg", "reduction must be one of")):
+        before = getattr(module, name)
+        with pytest.raises(ValueError, match=message):
+            setattr(module, name, value)
+        assert getattr(module, name) == before
+    module.alpha = 0.25  # a schedule may lower it
+    assert module.alpha == 0.25 and "alpha=0.25" in repr(module)
+    x, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    module(x, y)
+    assert bool(module.seen[:3].all())
+    with pytest.raises(ValueError, match="init_std must be a finite number"):
+        centerloss.CenterLoss(4, 3, init="normal", init_std=float("inf"))
