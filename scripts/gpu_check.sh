@@ -9,6 +9,7 @@
 #
 #   bash scripts/gpu_check.sh                 # everything, about 5-7 minutes
 #   ARCH=80 BENCH_ARGS="--device cuda --quick" bash scripts/gpu_check.sh
+#   TOTAL_S=540 (default) caps the whole run, so it ends with its summary inside a 600 s call
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -19,6 +20,7 @@ JOBS=${JOBS:-$(nproc)}
 RESULTS=${OUT:-$BUILD/results}
 BENCH_ARGS=${BENCH_ARGS:---device cuda}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-200}
+TOTAL_S=${TOTAL_S:-540}  # the whole run, summary included, inside the device's 600 s per call
 mkdir -p "$RESULTS" "$BUILD"
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -39,6 +41,12 @@ declare -a SUMMARY=()
 FAILURES=0
 phase() {  # phase NAME TIMEOUT_S FUNCTION: runs one function below, timed, logged, recorded
   local name=$1 limit=$2 fn=$3
+  local left=$((T_START + TOTAL_S - 10 - SECONDS))
+  if [ "$left" -lt 20 ]; then
+    echo "---- $name: not run (${TOTAL_S}s budget spent)"
+    SUMMARY+=("$name: not run, budget spent"); FAILURES=$((FAILURES + 1)); return 1
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo
   echo "================ phase: $name (limit ${limit}s) ================"
   echo "+ $fn"
@@ -115,7 +123,7 @@ bench() {
     return 0
   fi
   # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-  "$PY" bench/bench_step.py $BENCH_ARGS --out-dir "$RESULTS/bench"
+  "$PY" bench/bench_step.py --time-budget-s "$BENCH_BUDGET" $BENCH_ARGS --out-dir "$RESULTS/bench"
 }
 
 export PY ARCH BUILD JOBS RESULTS BENCH_ARGS
@@ -129,6 +137,9 @@ if phase configure 180 configure && phase build 420 build; then
 else
   echo "build failed: skipping the phases that need the library"
 fi
+# the sweep stops itself 30 s before the phase's limit, so its JSON/table/figure get written
+left=$((T_START + TOTAL_S - 10 - SECONDS)); limit=$((left < BENCH_TIMEOUT ? left : BENCH_TIMEOUT))
+export BENCH_BUDGET=$((limit > 60 ? limit - 30 : 30))
 phase bench "$BENCH_TIMEOUT" bench
 
 echo
