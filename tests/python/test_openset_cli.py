@@ -1,29 +1,18 @@
 """End to end: `centerloss train` on held-out classes, `centerloss openset` with its ROC figure,
 the experiment table script on the result, and the CLI's refusal of bad option values.
 
-The command is $CENTERLOSS_CLI (the Makefile sets it to the build's binary); without it the
-default build folder is tried and the module is skipped if nothing was built there.
+The command is found by cli_runner.py ($CENTERLOSS_CLI, else the default build folder).
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLI = os.environ.get("CENTERLOSS_CLI") or os.path.join(ROOT, "build", "trainer", "centerloss")
+from cli_runner import ROOT, require_cli, run
 
-if "CENTERLOSS_CLI" not in os.environ and not os.path.exists(CLI):
-    pytest.skip("no trainer build (set CENTERLOSS_CLI)", allow_module_level=True)
-
-
-def run(*args, check=True):
-    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
+require_cli()
 
 
 @pytest.fixture(scope="module")

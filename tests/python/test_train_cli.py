@@ -1,31 +1,18 @@
 """`centerloss train` and `sweep` on small runs: continuing a run only with its own options, a
 diverged run still reporting, a cut-off metrics line, and input checks that fail early.
 
-The command is $CENTERLOSS_CLI (the Makefile sets it to the build's binary); without it the
-default build folder is tried and the module is skipped if nothing was built there.
+The command is found by cli_runner.py ($CENTERLOSS_CLI, else the default build folder).
 """
 import gzip
 import os
 import struct
-import subprocess
 
-import pytest
+from cli_runner import require_cli, run
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLI = os.environ.get("CENTERLOSS_CLI") or os.path.join(ROOT, "build", "trainer", "centerloss")
-
-if "CENTERLOSS_CLI" not in os.environ and not os.path.exists(CLI):
-    pytest.skip("no trainer build (set CENTERLOSS_CLI)", allow_module_level=True)
+require_cli()
 
 SMALL = ["--arch", "small", "--train-limit", "300", "--test-limit", "100", "--threads", "2",
          "--no-progress"]
-
-
-def run(*args, check=True):
-    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def test_sweep_continues_a_run_only_with_its_own_options(tmp_path):
