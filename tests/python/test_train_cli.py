@@ -87,3 +87,22 @@ def test_test_images_of_another_size_fail_before_training(tmp_path):
     assert result.returncode != 0
     assert "test images are [1, 32, 32] but training images are [1, 28, 28]" in result.stderr, result.stderr
     assert not os.path.exists(tmp_path / "run" / "checkpoint.pt")
+
+
+def test_classes_without_training_samples_are_named(tmp_path):
+    """The class count is the largest label + 1: a stray label makes empty classes, which still
+    get an output and a center. The trainer says so."""
+    data = tmp_path / "data"
+    data.mkdir()
+    n = 30
+    labels = bytes([0, 1, 5] * (n // 3))
+    for prefix in ("train", "t10k"):
+        _write_idx(data / f"{prefix}-images-idx3-ubyte.gz", bytes(range(256)) * (n * 28 * 28 // 256)
+                   + bytes(n * 28 * 28 % 256), (n, 28, 28), "images")
+        _write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", labels, (n,), "labels")
+    result = run("train", "--out", str(tmp_path / "run"), "--data", str(data), "--arch", "small",
+                 "--epochs", "1", "--no-progress", "--no-outputs", "--threads", "2")
+    assert "3 of 6 classes have no training sample (2,3,4)" in result.stderr, result.stderr
+    full = run("train", "--out", str(tmp_path / "run2"), "--data", str(data), "--classes", "0,1,5",
+               "--arch", "small", "--epochs", "1", "--no-progress", "--no-outputs")
+    assert "no training sample" not in full.stderr

@@ -37,6 +37,21 @@ Dataset first_n(Dataset data, int64_t n) {
   return data;
 }
 
+// A class without training samples still gets an output and a center: usually a stray label
+// (the class count is the largest label + 1) or a --train-limit that stops early. Said, not fatal.
+void warn_about_empty_classes(const torch::Tensor& targets, const std::vector<int64_t>& classes) {
+  const torch::Tensor counts = torch::bincount(targets, {}, static_cast<int64_t>(classes.size()));
+  const torch::Tensor empty = (counts == 0).nonzero().flatten();
+  if (empty.numel() == 0) return;
+  std::string ids;
+  for (int64_t k = 0; k < std::min<int64_t>(empty.numel(), 10); ++k) {
+    ids += (k ? "," : "") + std::to_string(classes[empty[k].item<int64_t>()]);
+  }
+  if (empty.numel() > 10) ids += ",...";
+  fmt::print(stderr, "warning: {} of {} classes have no training sample ({}); the model still "
+             "has an output and a center for each\n", empty.numel(), classes.size(), ids);
+}
+
 }  // namespace
 
 double learning_rate(const TrainConfig& config, int64_t epoch) {
@@ -146,6 +161,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   }
   config.image_size = train_data.images.size(2);
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
+  warn_about_empty_classes(train_targets, config.classes);
 
   const std::string& dir = options.out_dir;
   make_dirs(dir);
