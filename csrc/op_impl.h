@@ -9,6 +9,7 @@
 
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "checks.h"
 
@@ -18,15 +19,21 @@ namespace centerloss::op_impl {
 // first_bad) checks them itself (CUDA: fused into the forward kernel): its verdict is read
 // after the kernel (the op's one sync); the outputs are fresh tensors and nothing else changed,
 // so raising then still leaves every state as it was.
-// `op` names the op in error messages (forward, or the one op that runs it, forward_then_step).
 template <auto ForwardKernel>
-std::tuple<at::Tensor, at::Tensor> forward_as(const char* op, const at::Tensor& features,
-                                              const at::Tensor& labels, const at::Tensor& centers,
-                                              double margin, int64_t reduction) {
-  using Result = decltype(ForwardKernel(features, labels, centers, margin, reduction));
-  constexpr bool kernel_checks_labels = std::tuple_size_v<Result> == 3;
+inline constexpr bool kKernelChecksLabels =
+    std::tuple_size_v<decltype(ForwardKernel(std::declval<const at::Tensor&>(),
+                                             std::declval<const at::Tensor&>(),
+                                             std::declval<const at::Tensor&>(), 0.0,
+                                             int64_t{0}))> == 3;
+
+// The forward's argument checks (`op` names the op in the messages). Returns the labels as the
+// kernel takes them, contiguous int64, their values checked unless the kernel checks them.
+template <auto ForwardKernel>
+at::Tensor checked_forward_args(const char* op, const at::Tensor& features,
+                                const at::Tensor& labels, const at::Tensor& centers,
+                                double margin, int64_t reduction) {
   at::Tensor labels64;
-  if constexpr (kernel_checks_labels) {
+  if constexpr (kKernelChecksLabels<ForwardKernel>) {
     checks::check_batch_layout(op, features, labels, centers);
     labels64 = checks::labels_as_int64(labels);
   } else {
@@ -34,10 +41,20 @@ std::tuple<at::Tensor, at::Tensor> forward_as(const char* op, const at::Tensor& 
   }
   checks::check_margin(op, margin);
   checks::check_reduction(op, reduction);
+  return labels64;
+}
+
+// The kernel on checked arguments (labels64 from checked_forward_args); raises for a bad label
+// that the kernel reported.
+template <auto ForwardKernel>
+std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor& features,
+                                               const at::Tensor& labels64,
+                                               const at::Tensor& centers, double margin,
+                                               int64_t reduction) {
   const c10::DeviceGuard guard(features.device());
-  Result result = ForwardKernel(features.contiguous(), labels64, centers.contiguous(), margin,
-                                reduction);
-  if constexpr (kernel_checks_labels) {
+  auto result = ForwardKernel(features.contiguous(), labels64, centers.contiguous(), margin,
+                              reduction);
+  if constexpr (kKernelChecksLabels<ForwardKernel>) {
     const at::Tensor& first_bad = std::get<2>(result);
     if (first_bad.defined()) {
       const int64_t position = first_bad.template item<int64_t>();
@@ -53,8 +70,10 @@ template <auto ForwardKernel>
 std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at::Tensor& labels,
                                            const at::Tensor& centers, double margin,
                                            int64_t reduction) {
-  return forward_as<ForwardKernel>("centerloss.forward", features, labels, centers, margin,
-                                   reduction);
+  static constexpr const char* op = "centerloss.forward";
+  const at::Tensor labels64 =
+      checked_forward_args<ForwardKernel>(op, features, labels, centers, margin, reduction);
+  return run_forward<ForwardKernel>(op, features, labels64, centers, margin, reduction);
 }
 
 // The backward's argument checks, and its loss gradient as the kernels read it (in their
@@ -145,18 +164,15 @@ std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
                                                      at::Tensor& skipped, double margin,
                                                      int64_t reduction, double alpha, int64_t rule) {
   static constexpr const char* op = "centerloss._forward_step_";
-  // The checks of forward_step, in its order, before any work; only the label values are
-  // checked later, by the forward kernel (a bad label raises before the step runs).
-  checks::check_batch_layout(op, features, labels, centers);
+  // Every check before any work; the label values are checked by the forward kernel, which
+  // raises before the step runs.
+  const at::Tensor labels64 =
+      checked_forward_args<ForwardKernel>(op, features, labels, centers, margin, reduction);
   checks::check_skip_counter(op, skipped, centers);
-  checks::check_margin(op, margin);
-  checks::check_reduction(op, reduction);
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
-  // Converted once for both kernels: forward takes them as they are (contiguous int64).
-  const at::Tensor x = features.contiguous();
-  const at::Tensor labels64 = checks::labels_as_int64(labels);
-  auto result = forward_as<ForwardKernel>(op, x, labels64, centers, margin, reduction);
+  const at::Tensor x = features.contiguous();  // once for both kernels
+  auto result = run_forward<ForwardKernel>(op, x, labels64, centers, margin, reduction);
   if (features.size(0) == 0) return result;
   const c10::DeviceGuard guard(features.device());
   on_contiguous_centers(centers, [&](at::Tensor& work) {
