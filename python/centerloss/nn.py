@@ -15,6 +15,27 @@ from .functional import (
 )
 
 
+def _checked_reduction(reduction: str) -> str:
+    _reduction_code(reduction)
+    return reduction
+
+
+class _CheckedOption:
+    """An option attribute whose value passes `check` (which returns it) when it is set."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, module, owner=None):
+        return self if module is None else getattr(module, self.slot)
+
+    def __set__(self, module, value):
+        setattr(module, self.slot, self.check(value))
+
+
 class CenterLoss(nn.Module):
     """Center loss with its K x D table of class centers.
 
@@ -56,7 +77,6 @@ class CenterLoss(nn.Module):
         check_common(num_classes, alpha, margin, update, init, init_std)
         if int(feature_dim) < 1:
             raise ValueError(f"CenterLoss: feature_dim must be >= 1, got {feature_dim}")
-        _reduction_code(reduction)
         self.num_classes = int(num_classes)
         self.feature_dim = int(feature_dim)
         self.alpha = alpha
@@ -89,30 +109,9 @@ class CenterLoss(nn.Module):
 
     # The step options may be changed between steps (a schedule for alpha, say); a bad value is
     # refused when it is set, not in a later forward after first_sight has changed the state.
-    @property
-    def alpha(self) -> float:
-        return self._alpha
-
-    @alpha.setter
-    def alpha(self, value) -> None:
-        self._alpha = check_alpha(value)
-
-    @property
-    def margin(self) -> float:
-        return self._margin
-
-    @margin.setter
-    def margin(self, value) -> None:
-        self._margin = check_margin(value)
-
-    @property
-    def reduction(self) -> str:
-        return self._reduction
-
-    @reduction.setter
-    def reduction(self, value) -> None:
-        _reduction_code(value)
-        self._reduction = value
+    alpha = _CheckedOption(check_alpha)
+    margin = _CheckedOption(check_margin)
+    reduction = _CheckedOption(_checked_reduction)
 
     def extra_repr(self) -> str:
         return (
