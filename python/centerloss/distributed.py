@@ -19,7 +19,11 @@ def _group(process_group):
 
 
 _FEATURE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _is_integer(dtype: torch.dtype) -> bool:
+    # The op's rule (checks.cpp: at::isIntegralType without bool).
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
 
 
 def _local_problem(features: torch.Tensor, labels: torch.Tensor):
@@ -29,7 +33,7 @@ def _local_problem(features: torch.Tensor, labels: torch.Tensor):
         return f"features must be 2-D [N, D], got shape {tuple(features.shape)}"
     if features.dtype not in _FEATURE_DTYPES:
         return f"features must be float16/bfloat16/float32/float64, got {features.dtype}"
-    if labels.dim() != 1 or labels.dtype not in _INTEGER_DTYPES:
+    if labels.dim() != 1 or not _is_integer(labels.dtype):
         return f"labels must be a 1-D integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}"
     if labels.shape[0] != features.shape[0]:
         return f"labels have {labels.shape[0]} entries but features have {features.shape[0]} rows"

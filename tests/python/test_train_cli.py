@@ -53,7 +53,7 @@ def test_a_cut_off_last_metrics_line_does_not_block_resume(tmp_path):
     assert fewer.returncode != 0 and "--epochs must be at least that" in fewer.stderr
     same = run("train", "--out", out, "--resume", "--epochs", "2", "--threads", "1",
                "--no-outputs", "--no-progress")
-    assert "will not be bitwise the same" in same.stderr
+    assert "the continued run will not be bitwise the same" in same.stderr
     with open(os.path.join(out, "metrics.jsonl"), "a") as f:
         f.write('not json\n{"kind":"epoch"}\n')
     broken = run("train", "--out", out, "--resume", "--epochs", "3", "--no-outputs",
@@ -61,10 +61,14 @@ def test_a_cut_off_last_metrics_line_does_not_block_resume(tmp_path):
     assert broken.returncode != 0 and "metrics.jsonl: line" in broken.stderr, broken.stderr
 
 
-def test_negative_limits_are_refused():
+def test_negative_limits_are_refused(tmp_path):
+    # (A limit that were accepted would train quickly here and leave a checkpoint.)
     for option in ("--train-limit", "--test-limit"):
-        result = run("train", "--out", "/nonexistent/x", option, "-5", check=False)
+        out = tmp_path / option.strip("-")
+        result = run("train", "--out", str(out), "--arch", "small", "--epochs", "1",
+                     "--no-outputs", "--no-progress", option, "-5", check=False)
         assert result.returncode != 0 and option in result.stderr, result.stderr
+        assert not (out / "checkpoint.pt").exists()
 
 
 def _write_idx(path, array_bytes, dims, kind):

@@ -30,12 +30,7 @@ void run_train(CLI::App& cmd, const TrainCli& cli) {
       }
     }
     if (cmd.get_option("--epochs")->count() > 0) config.epochs = cli.config.epochs;
-    if (cmd.get_option("--threads")->count() > 0 && cli.config.threads != config.threads) {
-      fmt::print(stderr, "warning: --threads {} differs from the run's {}: the continued run will "
-                 "not be bitwise the same as an uninterrupted one\n", cli.config.threads,
-                 config.threads);
-      config.threads = cli.config.threads;
-    }
+    if (cmd.get_option("--threads")->count() > 0) config.threads = cli.config.threads;
   } else {
     config = resolve_train_config(cli);
   }

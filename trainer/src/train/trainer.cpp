@@ -168,12 +168,14 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   const std::string checkpoint = path_join(dir, kCheckpointFile);
   TrainState state = make_state(config);
   if (options.resume) {
-    if (options.checkpoint) {
-      options.checkpoint->restore(state);
-    } else {
-      CheckpointFile(checkpoint).restore(state);
-    }
+    const auto file = options.checkpoint ? options.checkpoint
+                                         : std::make_shared<CheckpointFile>(checkpoint);
+    file->restore(state);
     fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
+    if (const int before = file->config().threads; before != config.threads) {
+      fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
+                 "bitwise the same as an uninterrupted one\n", config.threads, before);
+    }
     if (config.epochs < state.epoch) {
       throw std::invalid_argument(fmt::format("{} has {} epochs; --epochs must be at least that",
                                               checkpoint, state.epoch));
