@@ -7,6 +7,9 @@ On the same inputs, in one run, for every (N, D, K, dtype) of the sweep:
   op        centerloss.CenterLoss, as users call it: module forward (loss with autograd and the
             paper-rule center step) + torch.autograd.grad
   op_raw    the registered ops it runs, called directly (no module, no autograd bookkeeping)
+  op_graph  the op step captured once in a CUDA graph (torch.cuda.graph); per step the labels
+            are copied into the graph's input and the graph replayed (CUDA only: what a user who
+            captures the training step pays, without Python, dispatcher or launch costs)
   gather    eager PyTorch: index_select, subtract, autograd, torch.unique + index_add_ update
             (sparse: only the classes in the batch are touched)
   compile   torch.compile of the gather recipe (CUDA only; dynamic shapes, compiled once per dtype)
@@ -54,20 +57,57 @@ REPO = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------- the recipes (one step each)
 
-def make_op_step(centers):
-    """This project as users call it: nn.CenterLoss in training mode (loss with autograd, center
-    step inside forward), on the benchmark's centers table (shared, not copied)."""
+def module_on(centers):
+    """nn.CenterLoss in training mode on the benchmark's centers table (shared, not copied)."""
     with torch.device("meta"):  # no K x D allocation: the state is assigned below
         module = centerloss.CenterLoss(centers.shape[0], centers.shape[1], alpha=ALPHA)
     # strict: a buffer the module gains later fails here instead of staying on the meta device
     module.load_state_dict({"centers": centers, "skipped_updates": torch.zeros(
         (), dtype=torch.long, device=centers.device)}, strict=True, assign=True)
     assert module.centers.data_ptr() == centers.data_ptr()
+    return module
+
+
+def make_op_step(centers):
+    """This project as users call it: nn.CenterLoss in training mode (loss with autograd, center
+    step inside forward)."""
+    module = module_on(centers)
 
     def step(x, y, _c):
         loss = module(x, y)
         (gx,) = torch.autograd.grad(loss, x)
         return loss, gx
+
+    return step
+
+
+def make_op_graph_step(centers, x, y):
+    """make_op_step's step on features x, captured once in a CUDA graph after PyTorch's warm-up
+    recipe (three steps on a side stream: they move the centers, before the reference step is
+    taken). A step copies its labels into the graph's label tensor and replays the graph."""
+    module = module_on(centers)
+    static_y = y.clone()
+
+    def eager():
+        loss = module(x, static_y)
+        (gx,) = torch.autograd.grad(loss, x)
+        return loss, gx
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            eager()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_loss, static_gx = eager()
+
+    def step(features, labels, _c):
+        assert features is x, "the graph was captured on another features tensor"
+        static_y.copy_(labels)
+        graph.replay()
+        return static_loss, static_gx
 
     return step
 
@@ -244,7 +284,7 @@ def distmat_budget(n, k, d, device, args):
     return None
 
 
-def run_config(n, d, k, dtype_name, centers, device, args, compiled):
+def run_config(n, d, k, dtype_name, centers, device, args, compiled, graphs):
     dtype = DTYPES[dtype_name]
     gen = torch.Generator(device="cpu").manual_seed(n * 7919 + d * 31 + k + len(dtype_name))
     x = torch.randn(n, d, generator=gen).to(device=device, dtype=dtype).requires_grad_(True)
@@ -268,6 +308,13 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
     if compiled is not None:
         recipes["compile"] = compiled
     skipped = {}
+    if graphs:  # a failed capture is recorded, not fatal: the other recipes are still timed
+        try:
+            recipes["op_graph"] = make_op_graph_step(c, x, y)
+        except Exception as err:  # noqa: BLE001
+            skipped["op_graph"] = f"capture failed: {type(err).__name__}"
+            print(f"  op_graph at N={n} D={d} K={k} {dtype_name}: capture failed: {err}",
+                  flush=True)
     why = distmat_budget(n, k, d, device, args)
     if why is None:
         recipes["distmat"] = make_distmat_step(centers)
@@ -279,7 +326,7 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
     loss_ref, gx_ref = recipes["op"](x, y, c)
     expected_paper = (loss_ref.detach(), gx_ref, c[rows].clone())
     c[rows] = saved
-    for name, step in recipes.items():
+    for name, step in list(recipes.items()):  # a recipe that fails its check leaves the dict
         if name == "op":
             continue
         expected = expected_paper
@@ -293,6 +340,12 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled):
             recipes.pop(name)
             skipped[name] = "skip: out of memory"
             torch.cuda.empty_cache()
+        except SystemExit as err:
+            if name != "op_graph":
+                raise
+            recipes.pop(name)  # reported, not fatal (tests/python/test_cuda_graphs.py tests it)
+            skipped[name] = "failed its check"
+            print(f"  {err}", flush=True)
 
     src = torch.empty(moved_bytes // 2, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
@@ -401,6 +454,8 @@ def markdown_table(results, names):
     if "compile" in names:
         head.append("compile / op")
     head.append("distmat / op")
+    if "op_graph" in names:
+        head += ["gather / op_graph"] + (["compile / op_graph"] if "compile" in names else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r["seconds"]
@@ -415,6 +470,10 @@ def markdown_table(results, names):
         if "compile" in names:
             cells.append(ratio("compile", "op"))
         cells.append(ratio("distmat", "op"))
+        if "op_graph" in names:
+            cells.append(ratio("gather", "op_graph"))
+            if "compile" in names:
+                cells.append(ratio("compile", "op_graph"))
         lines.append("| " + " | ".join(cells) + " |")
     kernel_rows = [r for r in results if r["kernel_seconds"]]
     if kernel_rows:
@@ -438,7 +497,7 @@ def plot(results, names, path, env):
     ds = sorted({r["D"] for r in results})
     fig, axes = plt.subplots(len(ns), len(ds), figsize=(4.2 * len(ds), 3.4 * len(ns)),
                              squeeze=False, sharex=True)
-    colors = {"op": "C0", "op_raw": "C9", "gather": "C1", "compile": "C2", "distmat": "C3",
+    colors = {"op": "C0", "op_raw": "C9", "op_graph": "C4", "gather": "C1", "compile": "C2", "distmat": "C3",
               "copy": "k"}
     styles = {"float32": "-", "bfloat16": "--"}
     for i, n in enumerate(ns):
@@ -500,6 +559,8 @@ def parse_args(argv=None):
                    help="CPU: skip the distmat recipe above this N*K (its elementwise passes)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                    help="time torch.compile of the gather recipe (auto: on CUDA only)")
+    p.add_argument("--graph", choices=("auto", "on", "off"), default="auto",
+                   help="time the op step captured in a CUDA graph (op_graph; auto: on CUDA)")
     p.add_argument("--n", type=int, nargs="+", help="override the sweep's batch sizes")
     p.add_argument("--d", type=int, nargs="+", help="override the sweep's feature dimensions")
     p.add_argument("--k", type=int, nargs="+", help="override the sweep's class counts")
@@ -535,7 +596,11 @@ def main(argv=None):
     if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
         compiled = make_gather_step(torch.compile(gather_loss, dynamic=True),
                                     torch.compile(gather_update, dynamic=True))
-    names = ["op", "op_raw", "gather"] + (["compile"] if compiled else []) + ["distmat", "copy"]
+    graphs = device.type == "cuda" and args.graph != "off"
+    if args.graph == "on" and device.type != "cuda":
+        raise SystemExit("bench_step.py: --graph on needs --device cuda (CUDA graphs)")
+    names = (["op", "op_raw"] + (["op_graph"] if graphs else []) + ["gather"]
+             + (["compile"] if compiled else []) + ["distmat", "copy"])
 
     # N = D = 512 first (the GPU target's shape), then the rest; one centers table per (K, D).
     configs = sorted(((k, d, n, dt) for k in sweep["K"] for d in sweep["D"] for n in sweep["N"]
@@ -556,7 +621,7 @@ def main(argv=None):
                 torch.cuda.empty_cache()
             gen = torch.Generator(device=device).manual_seed(k * 13 + d)
             centers = centers_table(k, d, device, gen).requires_grad_(True)  # every recipe's
-        results.append(run_config(n, d, k, dt, centers, device, args, compiled))
+        results.append(run_config(n, d, k, dt, centers, device, args, compiled, graphs))
         elapsed = time.perf_counter() - start
         eta = elapsed / (idx + 1) * (len(configs) - idx - 1)
         r = results[-1]

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "centerloss/types.h"
 
@@ -53,6 +54,14 @@ CENTERLOSS_HD acc_t gradient_coefficient(acc_t sq_dist, acc_t margin) {
   if (!(d > margin)) return d == d ? acc_t(0) : d;  // keep NaN, zero inside the margin
   if (!is_finite(d)) return acc_t(1);                // d = +inf (d > margin ruled out NaN)
   return (d - margin) / d;
+}
+
+// Loss of a row whose label is outside [0, K) where no error can be raised (a CUDA graph being
+// captured; Keras under XLA): NaN, so the batch's loss shows it. Its gradient row is 0, so the
+// rest of the network's gradient stays finite.
+template <typename acc_t>
+CENTERLOSS_HD acc_t bad_label_loss() {
+  return std::numeric_limits<acc_t>::quiet_NaN();
 }
 
 // Factor applied to sum_{i: y_i = j} (c_j - x_i) in the center step c_j -= factor * sum:

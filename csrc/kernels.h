@@ -53,8 +53,9 @@ std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
 
 #if defined(CENTERLOSS_WITH_CUDA)
 // As forward_cpu, with the label check fused in: the third tensor ([1] int64 on the device,
-// undefined when N = 0) holds the position of the first label outside [0, K), or -1. When it is
-// not -1 the loss and basis are meaningless (never an out-of-bounds read).
+// undefined when N = 0) holds the position of the first label outside [0, K), or -1. A row with
+// such a label reads no center (never an out-of-bounds read): its loss is NaN and its basis row
+// 0 (math::bad_label_loss), which a reduced loss turns into NaN. Graph-capturable.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
                                                             const at::Tensor& labels,
                                                             const at::Tensor& centers,
@@ -62,14 +63,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& fe
 at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis);
 // Always deterministic (sort by label, reduce per class in batch order; there is no atomic
 // variant, see the top of center_loss_cuda.cu). Returns a 0-d bool tensor on the device (no host
-// sync): false, and nothing written, when a feature row is non-finite.
+// sync): false, and nothing written, when a feature row is non-finite or a label is outside
+// [0, K) (a guard: the op checks labels on the host first, except under graph capture).
 at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
                                const at::Tensor& labels, double alpha, int64_t rule);
 // The center step of the module (op _forward_step_ on CUDA, after forward_cuda): as
 // update_centers_cuda, but the verdict adds 1 to `skipped` on the device, without any sync, and
-// a label outside [0, K) also skips the step (a guard: forward_cuda has raised for it).
+// a label outside [0, K) also skips the step (a guard: forward_cuda has raised for it, unless a
+// graph is being captured).
 void step_centers_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                        const at::Tensor& labels, double alpha, int64_t rule);
+// True while the current CUDA stream is capturing a graph: the ops then read nothing back to
+// the host (op_impl::never_capturing explains what a bad label gives instead).
+bool capturing_cuda();
 // Position of the first label outside [0, K) in a contiguous int64 CUDA tensor, or -1: one
 // kernel and one 8-byte device-to-host read (a sync), instead of a chain of ATen ops.
 int64_t first_bad_label_cuda(const at::Tensor& labels64, int64_t num_classes);

@@ -110,10 +110,14 @@ cpp_tests() {
 
 python_tests() {
   if "$PY" -c 'import pytest' 2>/dev/null; then
-    "$PY" -m pytest -q -rs tests/python/test_cuda_ops.py --junitxml="$RESULTS/pytest_cuda.xml"
+    "$PY" -m pytest -q -rs tests/python/test_cuda_ops.py tests/python/test_cuda_graphs.py \
+      --junitxml="$RESULTS/pytest_cuda.xml"
   else
     echo "pytest not importable: plain runner"
-    "$PY" tests/python/test_cuda_ops.py
+    local rc=0
+    "$PY" tests/python/test_cuda_ops.py || rc=1
+    "$PY" tests/python/test_cuda_graphs.py || rc=1
+    return "$rc"
   fi
 }
 

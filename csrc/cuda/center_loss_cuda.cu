@@ -19,6 +19,9 @@
 //             Larger batches sort with cub::DeviceRadixSort.
 //   label check  1 kernel + one 8-byte read, for update_centers_'s error message (the module's
 //             step relies on the forward's check and the device guard instead).
+// Graph capture (torch.cuda.graph): every launch goes to the current stream and takes its
+// temporaries from the caching allocator; while a capture is on, the ops skip both host reads
+// and the forward takes its scratch from the graph's pool (op_impl.h says what bad labels give).
 // The center update is deterministic in every mode: an atomic variant would still need the
 // per-class counts (the step size depends on n_j) and the global NaN verdict before its first
 // write, so it would save no launch. Class segments longer than 16 rows (on average) are split
@@ -32,6 +35,7 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -119,9 +123,10 @@ ForwardScratch* forward_scratch(const c10::cuda::CUDAStream& stream) {
 // registers in one unrolled burst (many loads in flight per warp, the latency limit at small N),
 // and writes the basis from those registers instead of reading the row a second time. kPerLane
 // = 0: a loop for any D. Both add a lane's elements in increasing column order (same result).
-// Labels are checked on the way: a row whose label is outside [0, K) reads center row 0 instead
-// (its outputs are garbage that the op discards when it raises) and the smallest such position
-// is reported in *first_bad (-1 if none), so the op needs no separate label-check kernel.
+// Labels are checked on the way: a row whose label is outside [0, K) reads center row 0 instead,
+// gets the loss math::bad_label_loss (NaN) and a zero gradient row (what the op returns under
+// graph capture; otherwise it raises), and the smallest such position is reported in
+// *first_bad (-1 if none), so the op needs no separate label-check kernel.
 template <typename feat_t, typename center_t, typename acc_t, int kGroup, int kPerLane>
 __global__ void __launch_bounds__(kForwardBlock)
     forward_kernel(const feat_t* __restrict__ x, const int64_t* __restrict__ y,
@@ -175,19 +180,21 @@ __global__ void __launch_bounds__(kForwardBlock)
   }
   acc_t loss = acc_t(0);
   if (valid) {
-    loss = math::sample_loss(sq, margin);
+    loss = bad ? math::bad_label_loss<acc_t>() : math::sample_loss(sq, margin);
     const acc_t coef = scale * math::gradient_coefficient(sq, margin);
     feat_t* bi = basis + i * dim;
     if constexpr (kPerLane > 0) {
 #pragma unroll
       for (int j = 0; j < kPerLane; ++j) {
         const int64_t k = lane + j * kGroup;
-        if (k < dim) bi[k] = static_cast<feat_t>(coef * (xv[j] - cv[j]));
+        if (k < dim) bi[k] = bad ? feat_t(0) : static_cast<feat_t>(coef * (xv[j] - cv[j]));
       }
     } else {
 #pragma unroll 4
       for (int64_t k = lane; k < dim; k += kGroup) {
-        bi[k] = static_cast<feat_t>(coef * (static_cast<acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+        bi[k] = bad ? feat_t(0)
+                    : static_cast<feat_t>(coef * (static_cast<acc_t>(xi[k]) -
+                                                  static_cast<acc_t>(ci[k])));
       }
     }
     if (losses != nullptr && lane == 0) losses[i] = loss;
@@ -251,7 +258,21 @@ void launch_forward(const at::Tensor& features, const at::Tensor& labels,
 
   at::Tensor partials;
   if (reduce) partials = at::empty({blocks}, features.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-  ForwardScratch* scratch = forward_scratch(stream);
+  // Under graph capture the scratch comes from the graph's memory pool, initialised by two
+  // memsets inside the graph: a first-use cudaMalloc is not allowed while capturing, and a
+  // graph replayed on another stream must not share the per-stream scratch.
+  at::Tensor graph_scratch;
+  ForwardScratch* scratch = nullptr;
+  if (capturing_cuda()) {
+    graph_scratch = at::empty({static_cast<int64_t>(sizeof(ForwardScratch))},
+                              features.options().dtype(at::kByte));
+    scratch = reinterpret_cast<ForwardScratch*>(graph_scratch.data_ptr());
+    C10_CUDA_CHECK(cudaMemsetAsync(scratch, 0, sizeof(ForwardScratch), stream.stream()));
+    C10_CUDA_CHECK(cudaMemsetAsync(&scratch->first_bad, 0xff, sizeof(scratch->first_bad),
+                                   stream.stream()));
+  } else {
+    scratch = forward_scratch(stream);
+  }
   auto launch = [&](auto kernel) {
     kernel<<<static_cast<unsigned>(blocks), kForwardBlock, 0, stream.stream()>>>(
         features.data_ptr<feat_t>(), labels.data_ptr<int64_t>(), centers.data_ptr<center_t>(),
@@ -589,6 +610,10 @@ __global__ void __launch_bounds__(kLabelThreads)
 
 
 }  // namespace
+
+bool capturing_cuda() {
+  return c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None;
+}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
                                                             const at::Tensor& labels,

@@ -1,6 +1,7 @@
 // The CUDA kernels against the CPU kernels and the ATen reference (tests/cpp/reference.h), on the
 // random cases of test_op_reference.cpp plus the shapes that pick the CUDA code paths (one-block
 // sort up to 1024 and 4096 rows, device-wide sort above). Skipped without a GPU.
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <gtest/gtest.h>
@@ -358,6 +359,58 @@ TEST(CudaStreams, ConcurrentForwardsOnTwoStreamsKeepTheirOwnVerdicts) {
   EXPECT_EQ(good_raised.load(), 0);
   EXPECT_EQ(bad_accepted.load(), 0);
   EXPECT_EQ(bad_wrong_position.load(), 0);
+}
+
+// The C++ module's training step captured in a CUDA graph and replayed on new batches gives the
+// eager module's losses and centers; a bad label in a replay (where nothing can raise) gives a
+// NaN loss, no center step and one skipped update. tests/python/test_cuda_graphs.py covers
+// autograd inside the graph.
+TEST(CudaGraphs, CapturedModuleStepReplaysTheEagerStep) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(11);
+  const auto options =
+      centerloss::CenterLossOptions(12, 16).alpha(0.3).init(centerloss::Init::Normal);
+  centerloss::CenterLoss module(options), twin(options);
+  module->to(torch::kCUDA);
+  twin->to(torch::kCUDA);
+  {
+    torch::NoGradGuard no_grad;
+    twin->centers().copy_(module->centers());
+  }
+  const auto long_cuda = torch::TensorOptions(kCuda).dtype(torch::kLong);
+  auto static_x = torch::randn({200, 16}, kCuda);
+  auto static_y = torch::randint(12, {200}, long_cuda);
+  at::cuda::CUDAGraph graph;
+  torch::Tensor static_loss;
+  {
+    c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool());
+    for (auto* m : {&module, &twin}) (*m)->forward(static_x, static_y);  // warm-up, same step
+    c10::cuda::getCurrentCUDAStream().synchronize();
+    graph.capture_begin();
+    static_loss = module->forward(static_x, static_y);
+    graph.capture_end();
+  }
+  torch::cuda::synchronize();
+  ASSERT_TRUE(torch::equal(module->centers(), twin->centers())) << "the capture ran a step";
+  for (int step = 0; step < 4; ++step) {
+    const auto x = torch::randn({200, 16}, kCuda);
+    const auto y = torch::randint(12, {200}, long_cuda);
+    static_x.copy_(x);
+    static_y.copy_(y);
+    graph.replay();
+    const auto want = twin->forward(x, y);
+    torch::cuda::synchronize();
+    EXPECT_TRUE(torch::equal(static_loss, want)) << "step " << step;
+    EXPECT_TRUE(torch::equal(module->centers(), twin->centers())) << "step " << step;
+  }
+  const auto before = module->centers().clone();
+  static_y[17] = 12;
+  graph.replay();
+  torch::cuda::synchronize();
+  EXPECT_TRUE(std::isnan(static_loss.item<float>()));
+  EXPECT_TRUE(torch::equal(module->centers(), before));
+  EXPECT_EQ(module->skipped_updates(), 1);
+  EXPECT_EQ(twin->skipped_updates(), 0);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // (which counts a skipped batch on the device). Here the same template runs with CPU stand-ins
 // that keep the CUDA kernels' contracts (kernels.h), and is compared with the registered CPU op:
 // results, state changes and error messages must be the same. So the glue is tested in CI,
-// where no GPU exists; the kernels themselves are tested on a GPU (test_cuda_kernels.cpp).
+// where no GPU exists; the kernels themselves are tested on a GPU (test_cuda_kernels.cpp). The
+// same template with a stand-in that says "capturing" covers the op inside a CUDA graph.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -19,8 +20,13 @@ namespace {
 using centerloss::kernels::forward_cpu;
 using centerloss::kernels::update_centers_cpu;
 
-// forward_cuda's contract: contiguous int64 labels as given; a bad label reads center row 0 and
-// its position (the first) comes back in a [1] int64 tensor, -1 if none; undefined for N = 0.
+at::Tensor bad_rows(const at::Tensor& labels, int64_t num_classes) {
+  return labels.lt(0).logical_or(labels.ge(num_classes));
+}
+
+// forward_cuda's contract: contiguous int64 labels as given; a bad label reads no center, its
+// row gets a NaN loss and a zero basis row, and its position (the first) comes back in a [1]
+// int64 tensor, -1 if none; undefined for N = 0.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_like_cuda(const at::Tensor& features,
                                                                  const at::Tensor& labels,
                                                                  const at::Tensor& centers,
@@ -31,8 +37,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_like_cuda(const at::Tenso
     auto [loss, basis] = forward_cpu(features, labels, centers, margin, reduction);
     return {loss, basis, at::Tensor()};
   }
-  const at::Tensor bad = labels.lt(0).logical_or(labels.ge(centers.size(0)));
+  const at::Tensor bad = bad_rows(labels, centers.size(0));
   auto [loss, basis] = forward_cpu(features, labels.masked_fill(bad, 0), centers, margin, reduction);
+  loss.masked_fill_(loss.dim() == 1 ? bad : bad.any(), NAN);
+  basis.masked_fill_(bad.unsqueeze(1), 0);
   const int64_t first = bad.any().item<bool>() ? bad.nonzero().min().item<int64_t>() : -1;
   return {loss, basis, torch::tensor({first})};
 }
@@ -42,12 +50,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_like_cuda(const at::Tenso
 void step_like_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                     const at::Tensor& labels, double alpha, int64_t rule) {
   EXPECT_TRUE(centers.is_contiguous() && features.is_contiguous());
-  const bool bad_label = labels.lt(0).any().item<bool>() || labels.ge(centers.size(0)).any().item<bool>();
+  const bool bad_label = bad_rows(labels, centers.size(0)).any().item<bool>();
   if (bad_label || !update_centers_cpu(centers, features, labels, alpha, rule)) skipped += 1;
 }
 
+// update_centers_cuda's contract: the same guard, the verdict as a 0-d bool tensor.
+at::Tensor update_like_cuda(at::Tensor& centers, const at::Tensor& features,
+                            const at::Tensor& labels, double alpha, int64_t rule) {
+  const bool bad_label = bad_rows(labels, centers.size(0)).any().item<bool>();
+  const bool applied = !bad_label && update_centers_cpu(centers, features, labels, alpha, rule);
+  return torch::scalar_tensor(applied, torch::kBool);
+}
+
+bool always_capturing() { return true; }
+
 constexpr auto kCudaLikeStep =
     &centerloss::op_impl::forward_then_step<forward_like_cuda, step_like_cuda>;
+// The same op while a CUDA graph is being captured: no host read of the labels.
+constexpr auto kCapturedCudaLikeStep =
+    &centerloss::op_impl::forward_then_step<forward_like_cuda, step_like_cuda, always_capturing>;
 
 std::tuple<at::Tensor, at::Tensor> cpu_step(const at::Tensor& features, const at::Tensor& labels,
                                             at::Tensor& centers, at::Tensor& skipped,
@@ -149,6 +170,100 @@ TEST(CudaOpGlue, ForwardThenStepMatchesTheCpuOp) {
   // compared; the others raise on both. Guards against a loop that compares nothing.
   EXPECT_GT(compared, 300);
   EXPECT_GT(raised, 400);
+}
+
+// Under graph capture the op must not read the labels back: a bad label gives a NaN loss, a
+// zero gradient row, no center step and one skipped update, instead of the error; every other
+// outcome (results, state, the errors of bad options) is the uncaptured op's.
+TEST(CudaOpGlue, CapturedStepGivesNanForABadLabelAndOtherwiseMatches) {
+  int bad_batches = 0, others = 0;
+  for (const int64_t n : {1, 37}) {
+    for (const auto dtype : {at::kFloat, at::kBFloat16, at::kDouble}) {
+      for (const int64_t reduction : {0, 1, 2}) {
+        for (const double margin0 : {0.0, 0.5}) {
+          for (int v = 0; v < 6; ++v) {  // plain, NaN, label K, label -1, bad margin, rule 2
+            SCOPED_TRACE("N " + std::to_string(n) + " " + c10::toString(dtype) + " reduction " +
+                         std::to_string(reduction) + " margin " + std::to_string(margin0) +
+                         " variant " + std::to_string(v));
+            torch::manual_seed(n * 100 + v);
+            const int64_t k = 5, d = 6;
+            const at::Tensor features = torch::randn({n, d}).to(dtype);
+            at::Tensor labels = torch::randint(k, {n}, torch::kLong);
+            const at::Tensor centers = torch::randn({k, d});
+            double margin = margin0;
+            int64_t rule = 0;
+            if (v == 1) features[n - 1][0] = NAN;
+            if (v == 2) labels[n - 1] = k;
+            if (v == 3) labels[0] = -1;
+            if (v == 4) margin = -1.0;
+            if (v == 5) rule = 2;
+            at::Tensor c1 = centers.clone(), c2 = centers.clone();
+            at::Tensor s1 = torch::zeros({}, torch::kLong), s2 = torch::zeros({}, torch::kLong);
+            const Outcome captured = run(kCapturedCudaLikeStep, features, labels, c1, s1, margin,
+                                         reduction, 0.4, rule);
+            const Outcome eager = run(kCudaLikeStep, features, labels, c2, s2, margin, reduction,
+                                      0.4, rule);
+            if (v == 2 || v == 3) {
+              ASSERT_EQ(captured.error, "");
+              EXPECT_NE(eager.error.find("labels must be in [0, K)"), std::string::npos);
+              EXPECT_TRUE(torch::equal(c1, centers)) << "a bad label moved the centers";
+              EXPECT_EQ(s1.item<int64_t>(), 1);
+              const at::Tensor bad = bad_rows(labels, k);
+              at::Tensor c3 = centers.clone(), s3 = torch::zeros({}, torch::kLong);
+              const Outcome good = run(cpu_step, features, labels.masked_fill(bad, 0), c3, s3,
+                                       margin, reduction, 0.4, rule);
+              if (reduction == 0) {
+                EXPECT_TRUE(torch::equal(captured.loss.isnan(), bad));
+                EXPECT_TRUE(torch::equal(captured.loss.masked_select(bad.logical_not()),
+                                         good.loss.masked_select(bad.logical_not())));
+              } else {
+                EXPECT_TRUE(captured.loss.isnan().item<bool>());
+              }
+              EXPECT_EQ(captured.basis.index({bad}).abs().sum().item<double>(), 0.0);
+              EXPECT_TRUE(torch::equal(captured.basis.index({bad.logical_not()}),
+                                       good.basis.index({bad.logical_not()})));
+              ++bad_batches;
+              continue;
+            }
+            EXPECT_EQ(captured.error, eager.error);
+            EXPECT_TRUE(torch::equal(c1, c2));
+            EXPECT_TRUE(torch::equal(s1, s2));
+            if (eager.error.empty()) {
+              EXPECT_TRUE(torch::allclose(captured.loss, eager.loss, 0, 0, true));
+              EXPECT_TRUE(torch::allclose(captured.basis.to(at::kDouble),
+                                          eager.basis.to(at::kDouble), 0, 0, true));
+            }
+            ++others;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(bad_batches, 2 * 3 * 3 * 2 * 2);
+  EXPECT_EQ(others, 2 * 3 * 3 * 2 * 4);
+}
+
+// update_centers_ under capture: a bad label returns false and moves nothing, where the
+// uncaptured op raises; options are still checked on the host.
+TEST(CudaOpGlue, CapturedUpdateReturnsFalseForABadLabel) {
+  constexpr auto captured = &centerloss::op_impl::update_centers<update_like_cuda, always_capturing>;
+  constexpr auto eager = &centerloss::op_impl::update_centers<update_like_cuda>;
+  torch::manual_seed(3);
+  const at::Tensor centers = torch::randn({4, 3});
+  const at::Tensor features = torch::randn({6, 3});
+  at::Tensor c = centers.clone();
+  for (const int64_t bad_label : {int64_t{4}, int64_t{-2}}) {
+    const at::Tensor labels = torch::tensor({0, 1, 2, 0, 3, 0}, torch::kLong).index_fill(0, torch::tensor({3}), bad_label);
+    EXPECT_FALSE(captured(c, features, labels, 0.5, 0).item<bool>());
+    EXPECT_TRUE(torch::equal(c, centers));
+    EXPECT_THROW(eager(c, features, labels, 0.5, 0), c10::Error);
+  }
+  const at::Tensor good = torch::tensor({0, 1, 2, 3, 3, 0}, torch::kLong);
+  EXPECT_THROW(captured(c, features, good, 1.5, 0), c10::Error);  // alpha still checked
+  EXPECT_TRUE(captured(c, features, good, 0.5, 0).item<bool>());
+  at::Tensor expected = centers.clone();
+  ASSERT_TRUE(centerloss::kernels::update_centers_cpu(expected, features, good, 0.5, 0));
+  EXPECT_TRUE(torch::equal(c, expected));
 }
 
 }  // namespace

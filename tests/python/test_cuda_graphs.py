@@ -1,0 +1,222 @@
+"""The CUDA op inside CUDA graphs (torch.cuda.graph): the training step captured once and
+replayed gives the eager step's loss, gradient and centers; a bad label, which cannot raise
+inside a replay, gives a NaN loss, a zero gradient row and no center step (counted as skipped).
+
+Skipped without a CUDA device. Runs under pytest, or as `python tests/python/test_cuda_graphs.py`
+where pytest is not installed. The host logic of the same paths runs on the CPU in CI
+(tests/cpp/test_op_glue.cpp).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import traceback
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import centerloss  # noqa: E402
+
+try:
+    import pytest
+except ImportError:  # plain runner below
+    pytest = None
+
+HAVE_CUDA = torch.cuda.is_available()
+if pytest is not None:
+    pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="no CUDA device")
+
+CUDA = torch.device("cuda")
+N, D, K = 96, 24, 10
+
+
+def _batch(seed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, D, generator=g).to(dtype)
+    y = torch.randint(0, K, (N,), generator=g)
+    return x.to(CUDA), y.to(CUDA)
+
+
+def _backward(loss):
+    (loss.sum() if loss.dim() else loss).backward()
+
+
+def _warm_up(module, twin, x, y, steps=3):
+    """PyTorch's recipe: run the step a few times on a side stream before capturing. The twin
+    (eager) takes the same steps, so both hold the same centers afterwards."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for m in (module, twin):
+            for _ in range(steps):
+                xi = x.detach().clone().requires_grad_(True)
+                _backward(m(xi, y))
+    torch.cuda.current_stream().wait_stream(side)
+
+
+def _captured_step(module, static_x, static_y):
+    graph = torch.cuda.CUDAGraph()
+    static_x.grad = None
+    with torch.cuda.graph(graph):
+        static_loss = module(static_x, static_y)
+        _backward(static_loss)
+    return graph, static_loss
+
+
+def test_captured_module_step_replays_the_eager_step():
+    for dtype, reduction in ((torch.float32, "mean"), (torch.bfloat16, "sum"),
+                             (torch.float32, "none")):
+        module = centerloss.CenterLoss(K, D, alpha=0.4, init="normal", reduction=reduction).to(CUDA)
+        twin = copy.deepcopy(module)
+        x0, y0 = _batch(0, dtype)
+        static_x = x0.clone().requires_grad_(True)
+        static_y = y0.clone()
+        _warm_up(module, twin, x0, y0)
+        graph, static_loss = _captured_step(module, static_x, static_y)
+        torch.testing.assert_close(module.centers, twin.centers, rtol=0, atol=0)  # capture ran nothing
+        for step in range(1, 6):
+            x, y = _batch(step, dtype)
+            with torch.no_grad():
+                static_x.copy_(x)
+            static_y.copy_(y)
+            graph.replay()
+            xe = x.clone().requires_grad_(True)
+            loss = twin(xe, y)
+            _backward(loss)
+            torch.cuda.synchronize()
+            msg = f"{dtype} {reduction} step {step}"
+            assert torch.equal(static_loss, loss.detach()), msg
+            assert torch.equal(static_x.grad, xe.grad), msg
+            assert torch.equal(module.centers, twin.centers), msg
+            assert int(module.skipped_updates) == int(twin.skipped_updates) == 0, msg
+
+
+def test_bad_label_in_a_replay_gives_nan_loss_zero_gradient_row_and_no_step():
+    module = centerloss.CenterLoss(K, D, alpha=0.5, init="normal").to(CUDA)
+    twin = copy.deepcopy(module)
+    x0, y0 = _batch(10)
+    static_x = x0.clone().requires_grad_(True)
+    static_y = y0.clone()
+    _warm_up(module, twin, x0, y0)
+    graph, static_loss = _captured_step(module, static_x, static_y)
+    for bad_label, row in ((K, 7), (-1, 0), (K + 1000, N - 1)):
+        before = module.centers.clone()
+        skipped = int(module.skipped_updates)
+        static_y.copy_(y0)
+        static_y[row] = bad_label
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.isnan(static_loss), bad_label
+        assert torch.equal(module.centers, before), "a bad label moved the centers"
+        assert int(module.skipped_updates) == skipped + 1
+        assert torch.count_nonzero(static_x.grad[row]) == 0
+        # The other rows: the gradient of the same loss with the bad row's label replaced.
+        good_y = static_y.clone()
+        good_y[row] = 0
+        xe = static_x.detach().clone().requires_grad_(True)
+        centerloss.center_loss(xe, good_y, before).backward()
+        keep = torch.arange(N, device=CUDA) != row
+        assert torch.equal(static_x.grad[keep], xe.grad[keep])
+        # Outside the graph the same batch still raises and changes nothing.
+        try:
+            twin(static_x.detach(), static_y)
+        except RuntimeError as err:
+            assert "labels must be in [0, K)" in str(err)
+        else:
+            raise AssertionError("eager step accepted a bad label")
+    # A good batch afterwards steps again.
+    static_y.copy_(y0)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.isfinite(static_loss)
+
+
+def test_captured_per_sample_loss_is_nan_exactly_at_bad_labels():
+    centers = torch.randn(K, D, device=CUDA)
+    x, y = _batch(30)
+    static_y = y.clone()
+    centerloss.center_loss(x, y, centers, reduction="none")  # warm-up
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        losses = centerloss.center_loss(x, static_y, centers, reduction="none")
+    static_y[[3, 50]] = torch.tensor([K, -5], device=CUDA)
+    graph.replay()
+    torch.cuda.synchronize()
+    bad = (static_y < 0) | (static_y >= K)
+    assert torch.equal(torch.isnan(losses), bad)
+    want = centerloss.center_loss(x, y, centers, reduction="none")
+    assert torch.equal(losses[~bad], want[~bad])
+
+
+def test_captured_update_centers_returns_false_for_a_bad_label():
+    centers = torch.randn(K, D, device=CUDA)
+    x, y = _batch(20)
+    static_y = y.clone()
+    centerloss.update_centers_(centers.clone(), x, y)  # warm-up (lazy initialisation)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    work = centers.clone()
+    with torch.cuda.graph(graph):
+        applied = centerloss.update_centers_(work, x, static_y, 0.5)
+    expected = centers.clone()
+    centerloss.update_centers_(expected, x, y, 0.5)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert bool(applied) and torch.equal(work, expected)
+    static_y[5] = K
+    moved = work.clone()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert not bool(applied) and torch.equal(work, moved)
+
+
+def test_forward_captured_on_a_used_stream_keeps_its_own_scratch():
+    # The forward's per-stream scratch (ticket, first bad label) is not used inside a graph: a
+    # graph captured on a stream that ran eager forwards, replayed while that stream runs a
+    # forward with a bad label, still gives the good batch's loss.
+    stream = torch.cuda.Stream()
+    centers = torch.randn(K, D, device=CUDA)
+    x = torch.randn(5000, D, device=CUDA)
+    good = torch.randint(0, K, (5000,), device=CUDA)
+    bad = good.clone()
+    bad[4321] = K
+    want = centerloss.center_loss(x, good, centers, reduction="sum")
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream):
+        centerloss.center_loss(x, good, centers)  # the stream's scratch now exists
+        stream.synchronize()
+        with torch.cuda.graph(graph, stream=stream):
+            static_loss = centerloss.center_loss(x, good, centers, reduction="sum")
+    for _ in range(20):
+        graph.replay()  # on the current (default) stream
+        with torch.cuda.stream(stream):
+            try:
+                centerloss.center_loss(x, bad, centers, reduction="sum")
+            except RuntimeError:
+                pass
+    torch.cuda.synchronize()
+    assert torch.equal(static_loss, want)
+
+
+def _main() -> int:
+    if not HAVE_CUDA:
+        print("test_cuda_graphs: no CUDA device, skipped")
+        return 0
+    failures = 0
+    for name, fn in sorted(globals().items()):
+        if name.startswith("test_") and callable(fn):
+            try:
+                fn()
+                print(f"PASS {name}")
+            except Exception:  # report every test, then fail at the end
+                failures += 1
+                print(f"FAIL {name}\n{traceback.format_exc()}")
+    print(f"test_cuda_graphs: {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
