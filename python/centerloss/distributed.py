@@ -5,10 +5,14 @@ ranks' batches. We gather the ranks' (features, labels) batches, padded to the l
 let each rank run the same deterministic op on the same concatenation (rank order). Compared
 with all-reducing per-class sums and counts, this moves world * N * D values instead of
 needing a K x D (or union-of-classes) buffer, and it makes every rank's centers bitwise equal to
-the single-process result, with no broadcast. The NaN guard is collective for free: a non-finite
-row on any rank is in every rank's concatenation, so every rank skips the step.
+the single-process result, with no broadcast per step (one at the first step, and after each
+load_state_dict, makes the ranks' starting state identical). The NaN guard is collective for
+free: a non-finite row on any rank is in every rank's concatenation, so every rank skips the
+step.
 """
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -16,6 +20,62 @@ import torch.distributed as dist
 
 def _group(process_group):
     return None if process_group in ("world", dist.group.WORLD) else process_group
+
+
+def broadcast_state_(tensors, process_group) -> None:
+    """Copies the group's first rank's values of `tensors` (in place, same order on every rank)
+    to every rank: a collective. Centers initialised with different seeds on different ranks
+    (init="normal", seeded per rank) would otherwise differ for ever, since every rank applies
+    the same step to its own."""
+    group = _group(process_group)
+    if dist.get_world_size(group) == 1:
+        return
+    src = 0 if group is None else dist.get_global_rank(group, 0)
+    with torch.no_grad():
+        for t in tensors:
+            dist.broadcast(t, src=src, group=group)
+
+
+def warn_if_distributed_without_group(owner: str) -> None:
+    """Warns when torch.distributed runs several processes but a module steps its centers
+    without a process group: each rank's centers then follow its own batches only and drift
+    apart (inside DistributedDataParallel, rank 0's replace the others' before every forward)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        warnings.warn(
+            f"{owner}: torch.distributed runs {dist.get_world_size()} processes but this module "
+            "has no process_group: each rank moves its centers with its own batches only, so "
+            "they drift apart (inside DistributedDataParallel rank 0's replace the others' at "
+            "every forward). Pass process_group='world' (or your data-parallel group) for the "
+            "step of the union of the ranks' batches.", stacklevel=3)
+
+
+def skip_ddp_buffer_sync(model: torch.nn.Module) -> list:
+    """Tells DistributedDataParallel not to broadcast the buffers of the CenterLoss modules in
+    `model` that have a process group (their centers are identical on every rank already: each
+    rank applies the step of the same union). Without it DDP (broadcast_buffers=True, its
+    default) sends the whole K x D table from rank 0 before every forward. Call it on the
+    unwrapped model, before DistributedDataParallel(model). Returns the buffer names it added.
+    Parameters (update="gradient": DDP must average their gradients) are left alone; a
+    CenterLoss without a process group raises, since only DDP's broadcast keeps its centers
+    equal."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .nn import CenterLoss
+
+    names = []
+    for prefix, module in model.named_modules():
+        if not isinstance(module, CenterLoss):
+            continue
+        if module.process_group is None:
+            raise ValueError(
+                f"skip_ddp_buffer_sync: the CenterLoss at '{prefix}' has no process_group; its "
+                "centers stay equal across ranks only through DDP's buffer broadcast")
+        for name, _ in module.named_buffers(recurse=False):
+            names.append(f"{prefix}.{name}" if prefix else name)
+    ignored = list(getattr(model, "_ddp_params_and_buffers_to_ignore", []))
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        model, ignored + [n for n in names if n not in ignored])
+    return names
 
 
 _FEATURE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

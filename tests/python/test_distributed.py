@@ -87,3 +87,94 @@ def test_ranks_match_one_process_on_the_union(tmp_path, init):
             assert case in r["errors"], (rank, case)
             assert (own if rank == BAD_RANK[case] else other) in r["errors"][case], (
                 rank, case, r["errors"][case])
+
+
+class Net(torch.nn.Module):
+    """A feature layer and its center loss, wrapped whole in DistributedDataParallel."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Linear(4, D)
+        self.center_loss = centerloss.CenterLoss(K, D, init="normal", process_group="world")
+
+    def forward(self, x, y):
+        return self.center_loss(self.features(x), y)
+
+
+def ddp_inputs(rank, step):
+    g = torch.Generator().manual_seed(1000 * step + rank)
+    n = 6 + 2 * rank
+    return torch.randn(n, 4, generator=g), torch.randint(0, K, (n,), generator=g)
+
+
+def ddp_worker(rank, init_file, out_dir):
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    torch.manual_seed(10 + rank)  # per-rank seeds, as for data augmentation: centers start apart
+    net = Net()
+    initial = net.center_loss.centers.clone()
+    ignored = centerloss.distributed.skip_ddp_buffer_sync(net)
+    ddp = DistributedDataParallel(net)
+    broadcast_by_ddp = any(b is net.center_loss.centers for b in ddp.modules_buffers)
+    features_state = {k: v.clone() for k, v in net.features.state_dict().items()}
+    for step in range(3):
+        x, y = ddp_inputs(rank, step)
+        ddp(x, y).backward()
+    after_training = net.center_loss.centers.clone()
+    # Ranks that load different states are made equal again at the next training forward.
+    state = net.center_loss.state_dict()
+    state["centers"] = state["centers"] + rank
+    net.center_loss.load_state_dict(state)
+    loaded = net.center_loss.centers.clone()
+    x, y = ddp_inputs(rank, 3)
+    ddp(x, y).backward()
+    # A module without a process group under an initialised process group warns once.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lonely = centerloss.CenterLoss(K, D)
+        lonely(net.features(x).detach(), y)
+        lonely(net.features(x).detach(), y)
+    warned = [str(w.message) for w in caught if "process_group" in str(w.message)]
+    torch.save({"initial": initial, "ignored": ignored, "broadcast_by_ddp": broadcast_by_ddp,
+                "features_state": features_state, "after_training": after_training,
+                "loaded": loaded, "final": net.center_loss.centers.clone(), "warned": warned},
+               os.path.join(out_dir, f"ddp{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_inside_ddp_with_per_rank_seeds_the_centers_stay_identical(tmp_path):
+    mp.start_processes(ddp_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD,
+                       start_method="spawn", join=True)
+    r = [torch.load(tmp_path / f"ddp{rank}.pt") for rank in range(WORLD)]
+    assert not torch.equal(r[0]["initial"], r[1]["initial"])  # the test can fail
+    for rank in range(WORLD):
+        assert r[rank]["ignored"] == ["center_loss.centers", "center_loss.skipped_updates"]
+        assert not r[rank]["broadcast_by_ddp"]  # no K x D broadcast before every forward
+        assert len(r[rank]["warned"]) == 1, r[rank]["warned"]
+    # One process on the union of the ranks' batches, from rank 0's initial centers and layer.
+    single = centerloss.CenterLoss(K, D)
+    layer = torch.nn.Linear(4, D)
+    layer.load_state_dict(r[0]["features_state"])
+    with torch.no_grad():
+        single.centers.copy_(r[0]["initial"])
+        for step in range(3):
+            xs, ys = zip(*(ddp_inputs(rank, step) for rank in range(WORLD)))
+            single(torch.cat([layer(x) for x in xs]), torch.cat(ys))
+    assert torch.equal(r[0]["after_training"], r[1]["after_training"])
+    torch.testing.assert_close(r[0]["after_training"], single.centers, rtol=1e-6, atol=1e-6)
+    assert not torch.equal(r[0]["loaded"], r[1]["loaded"])
+    assert torch.equal(r[0]["final"], r[1]["final"])
+    with torch.no_grad():
+        single.centers.copy_(r[0]["loaded"])
+        xs, ys = zip(*(ddp_inputs(rank, 3) for rank in range(WORLD)))
+        single(torch.cat([layer(x) for x in xs]), torch.cat(ys))
+    torch.testing.assert_close(r[0]["final"], single.centers, rtol=1e-6, atol=1e-6)
+
+
+def test_skip_ddp_buffer_sync_refuses_a_center_loss_without_a_process_group():
+    net = torch.nn.Sequential(centerloss.CenterLoss(K, D))
+    with pytest.raises(ValueError, match="'0' has no process_group"):
+        centerloss.distributed.skip_ddp_buffer_sync(net)
