@@ -109,6 +109,7 @@ def make_op_graph_step(centers, x, y):
         graph.replay()
         return static_loss, static_gx
 
+    step.module = module  # the graph writes to its skip counter: keep it alive
     return step
 
 

@@ -73,9 +73,9 @@ at::Tensor update_centers_cuda(at::Tensor& centers, const at::Tensor& features,
 // graph is being captured).
 void step_centers_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
                        const at::Tensor& labels, double alpha, int64_t rule);
-// True while the current CUDA stream is capturing a graph: the ops then read nothing back to
-// the host (op_impl::never_capturing explains what a bad label gives instead).
-bool capturing_cuda();
+// True while the current CUDA stream of `on`'s device is capturing a graph: the ops then read
+// nothing back to the host (op_impl::never_capturing explains what a bad label gives instead).
+bool capturing_cuda(const at::Tensor& on);
 // Position of the first label outside [0, K) in a contiguous int64 CUDA tensor, or -1: one
 // kernel and one 8-byte device-to-host read (a sync), instead of a chain of ATen ops.
 int64_t first_bad_label_cuda(const at::Tensor& labels64, int64_t num_classes);

@@ -21,20 +21,21 @@ namespace centerloss::op_impl {
 // so raising then still leaves every state as it was.
 //
 // Graph capture (CUDA graphs): a captured op cannot read anything back, so it cannot raise for
-// a label value. While the backend's `Capturing()` says so, the ops skip every host read of
+// a label value. While the backend's `Capturing(features)` says so, the ops skip every host read of
 // the labels and leave them to the kernels' guards (spec section 7, under capture): a row with a
 // bad label gets a NaN loss and a zero gradient row (the forward kernel writes them so), the
 // center step is skipped and counted as for a non-finite batch, and update_centers_ returns
 // false. Backends without capture (CPU) use never_capturing.
-inline bool never_capturing() { return false; }
+// `Capturing(t)` asks about the current stream of t's device.
+inline bool never_capturing(const at::Tensor&) { return false; }
 
 // The labels as the kernels take them (contiguous int64), their values checked on the host
 // unless a graph is being captured (the kernels then guard them).
 template <auto Capturing>
 at::Tensor checked_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                          const at::Tensor& centers) {
-  if (!Capturing()) return checks::check_batch(op, features, labels, centers);
   checks::check_batch_layout(op, features, labels, centers);
+  if (!Capturing(features)) return checks::check_batch(op, features, labels, centers);
   return checks::labels_as_int64(labels);
 }
 template <auto ForwardKernel>
@@ -74,7 +75,7 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor&
                               reduction);
   if constexpr (kKernelChecksLabels<ForwardKernel>) {
     const at::Tensor& first_bad = std::get<2>(result);
-    if (first_bad.defined() && !Capturing()) {
+    if (first_bad.defined() && !Capturing(features)) {
       const int64_t position = first_bad.template item<int64_t>();
       if (position >= 0) checks::fail_bad_label(op, labels64, position, centers.size(0));
     }

@@ -35,7 +35,6 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -263,7 +262,7 @@ void launch_forward(const at::Tensor& features, const at::Tensor& labels,
   // graph replayed on another stream must not share the per-stream scratch.
   at::Tensor graph_scratch;
   ForwardScratch* scratch = nullptr;
-  if (capturing_cuda()) {
+  if (capturing_cuda(features)) {
     graph_scratch = at::empty({static_cast<int64_t>(sizeof(ForwardScratch))},
                               features.options().dtype(at::kByte));
     scratch = reinterpret_cast<ForwardScratch*>(graph_scratch.data_ptr());
@@ -611,8 +610,10 @@ __global__ void __launch_bounds__(kLabelThreads)
 
 }  // namespace
 
-bool capturing_cuda() {
-  return c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None;
+bool capturing_cuda(const at::Tensor& on) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(c10::cuda::getCurrentCUDAStream(on.get_device()), &status));
+  return status != cudaStreamCaptureStatusNone;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,

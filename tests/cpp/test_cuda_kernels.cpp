@@ -382,6 +382,7 @@ TEST(CudaGraphs, CapturedModuleStepReplaysTheEagerStep) {
   auto static_y = torch::randint(12, {200}, long_cuda);
   at::cuda::CUDAGraph graph;
   torch::Tensor static_loss;
+  torch::cuda::synchronize();  // the side stream below does not wait for the default stream
   {
     c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool());
     for (auto* m : {&module, &twin}) (*m)->forward(static_x, static_y);  // warm-up, same step

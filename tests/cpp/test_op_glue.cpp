@@ -62,7 +62,7 @@ at::Tensor update_like_cuda(at::Tensor& centers, const at::Tensor& features,
   return torch::scalar_tensor(applied, torch::kBool);
 }
 
-bool always_capturing() { return true; }
+bool always_capturing(const at::Tensor&) { return true; }
 
 constexpr auto kCudaLikeStep =
     &centerloss::op_impl::forward_then_step<forward_like_cuda, step_like_cuda>;

@@ -185,6 +185,7 @@ def test_forward_captured_on_a_used_stream_keeps_its_own_scratch():
     bad[4321] = K
     want = centerloss.center_loss(x, good, centers, reduction="sum")
     graph = torch.cuda.CUDAGraph()
+    stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         centerloss.center_loss(x, good, centers)  # the stream's scratch now exists
         stream.synchronize()
