@@ -2,7 +2,10 @@
 // a resumed run equals an uninterrupted one bitwise, checkpoints and embeddings round-trip.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <vector>
 
 #include "embed/embed.h"
 #include "train/run.h"
@@ -159,4 +162,36 @@ TEST(Training, StoredConfigOutOfRangeIsRefusedByName) {
       EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
     }
   }
+}
+
+// Torch's archive reader does not verify what it reads: a flipped bit in the stored centers
+// must be refused by the checkpoint's own CRC-32, not loaded as a slightly different center.
+TEST(Training, CheckpointWithAFlippedBitInTheCentersIsRefused) {
+  TempDir dir;
+  const TrainConfig config = tiny_config();
+  TrainState state = make_state(config);
+  {
+    torch::NoGradGuard no_grad;
+    state.center_loss->centers().fill_(1234.5f);  // a byte pattern to find in the file
+  }
+  const std::string path = dir / "checkpoint.pt";
+  save_checkpoint(path, state);
+  TrainState intact = make_state(config);
+  CheckpointFile(path).restore(intact);
+  EXPECT_TRUE(torch::equal(intact.center_loss->centers(), state.center_loss->centers()));
+
+  std::vector<char> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const float pattern = 1234.5f;
+  const char* p = reinterpret_cast<const char*>(&pattern);
+  const auto at = std::search(bytes.begin(), bytes.end(), p, p + sizeof(float));
+  ASSERT_NE(at, bytes.end()) << "the centers' bytes are not in the file";
+  at[1] ^= 0x01;  // 1234.5 becomes another finite float
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  TrainState damaged = make_state(config);
+  expect_error([&] { CheckpointFile(path).restore(damaged); },
+               "checkpoint '" + path + "' is corrupt: its tensors do not match the CRC-32");
 }

@@ -6,12 +6,64 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
+#include <zlib.h>
+
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 
 #include "util/fs.h"
 
 namespace centerloss::trainer {
+namespace {
+
+// CRC-32 (zlib) of the state a checkpoint restores: every tensor with its name, in a fixed
+// order. Torch's archive reader does not verify the records it reads, so without it a flipped
+// bit in a stored tensor (say the centers) would load silently.
+class Digest {
+ public:
+  void add(const std::string& name, const at::Tensor& tensor) {
+    bytes(name.data(), name.size());
+    if (!tensor.defined()) return;
+    const at::Tensor t = tensor.detach().cpu().contiguous();
+    bytes(t.data_ptr(), t.nbytes());
+  }
+  void add_momentum(const std::string& name, const torch::optim::SGD& optimizer) {
+    const auto& states = optimizer.state();
+    int64_t index = 0;
+    for (const auto& group : optimizer.param_groups()) {
+      for (const auto& param : group.params()) {
+        const auto it = states.find(param.unsafeGetTensorImpl());
+        const auto* sgd = it == states.end()
+                              ? nullptr
+                              : dynamic_cast<const torch::optim::SGDParamState*>(it->second.get());
+        add(name + "." + std::to_string(index++), sgd ? sgd->momentum_buffer() : at::Tensor());
+      }
+    }
+  }
+  int64_t value() const { return static_cast<int64_t>(crc_); }
+
+ private:
+  void bytes(const void* data, size_t size) {
+    crc_ = crc32_z(crc_, static_cast<const Bytef*>(data), size);
+  }
+  uLong crc_ = crc32_z(0L, Z_NULL, 0);
+};
+
+int64_t state_digest(TrainState& state, const at::Tensor& rng) {
+  Digest d;
+  for (const auto& p : state.model->named_parameters()) d.add("model." + p.key(), p.value());
+  for (const auto& b : state.model->named_buffers()) d.add("model." + b.key(), b.value());
+  for (const auto& p : state.center_loss->named_parameters()) d.add("center_loss." + p.key(), p.value());
+  for (const auto& b : state.center_loss->named_buffers()) d.add("center_loss." + b.key(), b.value());
+  d.add_momentum("optimizer", *state.optimizer);
+  if (state.center_optimizer) d.add_momentum("center_optimizer", *state.center_optimizer);
+  d.add("epoch", torch::tensor(state.epoch, torch::kLong));
+  d.add("rng", rng);
+  return d.value();
+}
+
+}  // namespace
 
 TrainState make_state(const TrainConfig& config) {
   if (config.classes.empty()) throw std::invalid_argument("make_state: config.classes is empty");
@@ -45,9 +97,11 @@ void save_checkpoint(const std::string& path, TrainState& state) {
     state.center_optimizer->save(center_optimizer);
     archive.write("center_optimizer", center_optimizer);
   }
+  const at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
   archive.write("epoch", torch::tensor(state.epoch, torch::kLong));
-  archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+  archive.write("rng", rng);
   archive.write("config", c10::IValue(to_json(state.config).dump()));
+  archive.write("digest", torch::tensor(state_digest(state, rng), torch::kLong));
 
   write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
 }
@@ -100,10 +154,20 @@ void CheckpointFile::restore(TrainState& state) {
       archive_.read("center_optimizer", center_optimizer);
       state.center_optimizer->load(center_optimizer);
     }
-    torch::Tensor epoch, rng;
+    torch::Tensor epoch, rng, digest;
     archive_.read("epoch", epoch);
     archive_.read("rng", rng);
     state.epoch = epoch.item<int64_t>();
+    // Checkpoints written before 2026-11-29 have no digest: they load unchecked.
+    if (archive_.try_read("digest", digest)) {
+      const int64_t stored = digest.item<int64_t>(), found = state_digest(state, rng);
+      if (stored != found) {
+        throw std::runtime_error(fmt::format(
+            "checkpoint '{}' is corrupt: its tensors do not match the CRC-32 stored with them "
+            "(stored {:08x}, computed {:08x}); restore it from a copy or start the run again",
+            path_, stored, found));
+      }
+    }
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(rng);
