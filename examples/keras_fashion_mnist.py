@@ -11,7 +11,6 @@ files, read with numpy (no downloads).
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fashion_mnist import DATA_DIR, load_split  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,21 +40,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--save", type=Path, default=None, help="write the trained model (.keras)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
-
-
-def read_idx_gz(path: Path) -> np.ndarray:
-    """An IDX file (big-endian header: magic with the dimension count, then the sizes)."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx_gz(data_dir / f"{split}-images-idx3-ubyte.gz")
-    labels = read_idx_gz(data_dir / f"{split}-labels-idx1-ubyte.gz")
-    return (images.astype("float32") / 255.0)[..., None], labels.astype("int32")
 
 
 def build_models(keras, num_classes: int, weight: float, alpha: float):
