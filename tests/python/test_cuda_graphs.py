@@ -11,22 +11,15 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import traceback
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import centerloss  # noqa: E402
+from plain_runner import cuda_only, run_tests  # noqa: E402
 
-try:
-    import pytest
-except ImportError:  # plain runner below
-    pytest = None
-
-HAVE_CUDA = torch.cuda.is_available()
-if pytest is not None:
-    pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="no CUDA device")
+pytestmark = cuda_only()
 
 CUDA = torch.device("cuda")
 N, D, K = 96, 24, 10
@@ -202,22 +195,5 @@ def test_forward_captured_on_a_used_stream_keeps_its_own_scratch():
     assert torch.equal(static_loss, want)
 
 
-def _main() -> int:
-    if not HAVE_CUDA:
-        print("test_cuda_graphs: no CUDA device, skipped")
-        return 0
-    failures = 0
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn):
-            try:
-                fn()
-                print(f"PASS {name}")
-            except Exception:  # report every test, then fail at the end
-                failures += 1
-                print(f"FAIL {name}\n{traceback.format_exc()}")
-    print(f"test_cuda_graphs: {failures} failed")
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(run_tests(globals(), "test_cuda_graphs"))

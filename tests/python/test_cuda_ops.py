@@ -8,23 +8,16 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-import traceback
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import centerloss  # noqa: E402
+from plain_runner import cuda_only, run_tests  # noqa: E402
 import reference  # noqa: E402
 
-try:
-    import pytest
-except ImportError:  # plain runner below
-    pytest = None
-
-HAVE_CUDA = torch.cuda.is_available()
-if pytest is not None:
-    pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="no CUDA device")
+pytestmark = cuda_only()
 
 CUDA = torch.device("cuda")
 DTYPES = reference.DTYPES
@@ -486,22 +479,5 @@ def test_overflowing_distance_with_a_margin_gives_a_finite_gradient():
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-6)
 
 
-def _main() -> int:
-    if not HAVE_CUDA:
-        print("test_cuda_ops: no CUDA device, skipped")
-        return 0
-    failures = 0
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn):
-            try:
-                fn()
-                print(f"PASS {name}")
-            except Exception:  # report every test, then fail at the end
-                failures += 1
-                print(f"FAIL {name}\n{traceback.format_exc()}")
-    print(f"test_cuda_ops: {failures} failed")
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(run_tests(globals(), "test_cuda_ops"))
