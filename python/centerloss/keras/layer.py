@@ -7,7 +7,7 @@ import torch
 from keras import backend, ops
 
 from .. import functional as torch_functional
-from . import _checks, _math
+from . import _checks, _math, _replicas
 
 _INITIALIZERS = {"zeros": "zeros", "first_sight": "zeros", "xavier": "glorot_uniform"}
 
@@ -112,14 +112,21 @@ class CenterLoss(keras.layers.Layer):
 
     def _ops_forward(self, features, labels, training: bool):
         centers = ops.convert_to_tensor(self.centers)
+        # The state moves with the global batch of every replica (MirroredStrategy), the loss
+        # with this replica's slice.
+        state_batch = (
+            _replicas.global_batch(features, labels)
+            if training and (self.init == "first_sight" or self._moves_in_forward(training))
+            else (features, labels)
+        )
         if training and self.init == "first_sight":
-            centers, seen = _math.first_sight(centers, self.seen, features, labels)
+            centers, seen = _math.first_sight(centers, self.seen, *state_batch)
             self.centers.assign(centers)
             self.seen.assign(seen)
         per_sample = _math.per_sample_loss(features, labels, centers, self.margin)
         loss = _math.reduce_loss(per_sample, self.reduction)
         if self._moves_in_forward(training):
-            moved, applied = _math.center_step(centers, features, labels, self.alpha, self.update)
+            moved, applied = _math.center_step(centers, *state_batch, self.alpha, self.update)
             self.centers.assign(moved)
             self.skipped_updates.assign_add(ops.cast(ops.logical_not(applied), "int32"))
         return loss
