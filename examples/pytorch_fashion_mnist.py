@@ -98,6 +98,9 @@ def train(rank: int, world: int, args, store: str | None):
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     per_epoch = len(x_train) // (args.batch_size * world)
+    if per_epoch == 0:
+        raise SystemExit(f"--batch-size {args.batch_size} x {world} processes is more than the "
+                         f"{len(x_train)} training images")
     total = per_epoch * args.epochs if args.steps is None else min(args.steps, per_epoch * args.epochs)
     bar = None
     if rank == 0 and not args.quiet:
@@ -154,7 +157,10 @@ def evaluate(net: Net, center_loss: centerloss.CenterLoss, args) -> dict:
     center_loss.eval()  # eval mode: the centers do not move
     x_test, y_test = as_tensors(*load_split(args.data_dir, "t10k"))
     x_test, y_test = x_test[: args.eval_samples], y_test[: args.eval_samples]
-    logits, features = net(x_test)
+    # In chunks: all 10k images in one forward would hold about 2 GB of activations.
+    outputs = [net(chunk) for chunk in x_test.split(1000)]
+    logits = torch.cat([o[0] for o in outputs])
+    features = torch.cat([o[1] for o in outputs])
     centers = center_loss.centers
     pair = torch.cdist(centers, centers)
     off_diagonal = pair[~torch.eye(len(centers), dtype=torch.bool)]

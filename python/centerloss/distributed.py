@@ -22,14 +22,9 @@ def _group(process_group):
     return None if process_group in ("world", dist.group.WORLD) else process_group
 
 
-def broadcast_state_(tensors, process_group) -> None:
-    """Copies the group's first rank's values of `tensors` (in place, same order on every rank)
-    to every rank: a collective. Centers initialised with different seeds on different ranks
-    (init="normal", seeded per rank) would otherwise differ for ever, since every rank applies
-    the same step to its own."""
-    group = _group(process_group)
-    if dist.get_world_size(group) == 1:
-        return
+def _broadcast_(tensors, group) -> None:
+    """Copies the group's first rank's values of `tensors` (in place, same order on every
+    rank) to every rank of the group."""
     src = 0 if group is None else dist.get_global_rank(group, 0)
     with torch.no_grad():
         for t in tensors:
@@ -46,7 +41,7 @@ def warn_if_distributed_without_group(owner: str) -> None:
             "has no process_group: each rank moves its centers with its own batches only, so "
             "they drift apart (inside DistributedDataParallel rank 0's replace the others' at "
             "every forward). Pass process_group='world' (or your data-parallel group) for the "
-            "step of the union of the ranks' batches.", stacklevel=3)
+            "step of the union of the ranks' batches.", stacklevel=4)
 
 
 def skip_ddp_buffer_sync(model: torch.nn.Module) -> list:
@@ -55,8 +50,9 @@ def skip_ddp_buffer_sync(model: torch.nn.Module) -> list:
     rank applies the step of the same union). Without it DDP (broadcast_buffers=True, its
     default) sends the whole K x D table from rank 0 before every forward. Call it on the
     unwrapped model, before DistributedDataParallel(model). Returns the buffer names it added.
-    Parameters (update="gradient": DDP must average their gradients) are left alone; a
-    CenterLoss without a process group raises, since only DDP's broadcast keeps its centers
+    Parameters (update="gradient": DDP averages their gradients) are left alone, and so is a
+    gradient-rule module without a process group (its only buffer is the skip counter). Any
+    other CenterLoss without a process group raises: only DDP's broadcast keeps its centers
     equal."""
     from torch.nn.parallel import DistributedDataParallel
 
@@ -67,6 +63,8 @@ def skip_ddp_buffer_sync(model: torch.nn.Module) -> list:
         if not isinstance(module, CenterLoss):
             continue
         if module.process_group is None:
+            if module.update == "gradient" and module.init != "first_sight":
+                continue
             raise ValueError(
                 f"skip_ddp_buffer_sync: the CenterLoss at '{prefix}' has no process_group; its "
                 "centers stay equal across ranks only through DDP's buffer broadcast")
@@ -100,12 +98,19 @@ def _local_problem(features: torch.Tensor, labels: torch.Tensor):
     return None
 
 
-def gather_batches(features: torch.Tensor, labels: torch.Tensor, process_group):
+def gather_batches(features: torch.Tensor, labels: torch.Tensor, process_group,
+                   state=(), share_state: bool = False):
     """Concatenation, in rank order, of every rank's (features, labels); the same on every rank.
 
-    Every rank first shares (valid, N, D, dtype) of its batch: if any rank's batch is invalid,
-    or the ranks disagree on D or the features' dtype, every rank raises (RuntimeError) before
-    anything is gathered or moved, so no rank steps alone and none waits forever."""
+    Every rank first shares (valid, N, D, dtype, share_state) of its batch: if any rank's batch
+    is invalid, or the ranks disagree on D or the features' dtype, every rank raises
+    (RuntimeError) before anything is gathered or moved, so no rank steps alone and none waits
+    forever. If any rank asks for it (share_state: its first step, or its first after loading a
+    state), every rank then takes the group's first rank's values of the `state` tensors (in
+    place; the same tensors in the same order on every rank), so ranks seeded differently
+    (init="normal") or loaded differently start the step from the same centers. Deciding this
+    from the shared header keeps every rank in the same sequence of collectives, whichever
+    ranks loaded a state."""
     group = _group(process_group)
     world = dist.get_world_size(group)
     if world == 1:
@@ -114,11 +119,13 @@ def gather_batches(features: torch.Tensor, labels: torch.Tensor, process_group):
     valid = problem is None
     header = torch.tensor(
         [int(valid), features.shape[0] if valid else 0, features.shape[1] if valid else 0,
-         _FEATURE_DTYPES.index(features.dtype) if valid else -1],
+         _FEATURE_DTYPES.index(features.dtype) if valid else -1, int(share_state)],
         dtype=torch.int64, device=features.device)
     headers = [torch.empty_like(header) for _ in range(world)]
     dist.all_gather(headers, header, group=group)
     headers = [h.tolist() for h in headers]
+    if any(h[4] for h in headers):
+        _broadcast_(state, group)
     if problem is not None:
         raise RuntimeError(f"centerloss.distributed: this rank's batch is invalid: {problem}")
     bad = [r for r, h in enumerate(headers) if not h[0]]

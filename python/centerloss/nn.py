@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ._options import check_alpha, check_common, check_margin
-from .distributed import broadcast_state_, gather_batches, warn_if_distributed_without_group
+from .distributed import gather_batches, warn_if_distributed_without_group
 from .functional import (
     _center_loss_step,
     _reduction_code,
@@ -106,11 +106,13 @@ class CenterLoss(nn.Module):
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.int64))
         if init == "first_sight":
             self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
-        # With a process group: whether the ranks' state has been made identical (at the first
-        # step, and again after each load_state_dict). Without one: whether the warning about
-        # an unused torch.distributed has been considered.
-        self._state_shared = False
-        self._world_checked = False
+
+    # With a process group: whether this rank's state has been made the group's (at its first
+    # step, and again after each load_state_dict). Without one: whether the warning about an
+    # unused torch.distributed is settled. Class defaults, so that modules pickled whole by an
+    # older version still run.
+    _state_shared = False
+    _world_checked = False
 
     # The step options may be changed between steps (a schedule for alpha, say); a bad value is
     # refused when it is set, not in a later forward after first_sight has changed the state.
@@ -142,14 +144,10 @@ class CenterLoss(nn.Module):
         # With a process group, gather first: a rank with bad input then raises in the loss
         # while the others raise on the same bad rows in the step; no rank waits forever.
         state_batch = (features, labels)
-        if self.process_group is not None and self.training:
-            self._share_state()
         if self.process_group is not None and (stepping or first_sight):
-            state_batch = gather_batches(features, labels, self.process_group)
+            state_batch = self._gather(features, labels)
         elif (stepping or first_sight) and not self._world_checked:
-            self._world_checked = True
-            if not torch.compiler.is_compiling():
-                warn_if_distributed_without_group("CenterLoss")
+            self._check_world()
         if first_sight:
             init_centers_first_sight_(self.centers, self.seen, *state_batch)
         if stepping and self.process_group is None:
@@ -162,17 +160,26 @@ class CenterLoss(nn.Module):
             self._apply_step(*state_batch)
         return loss
 
-    def _share_state(self) -> None:
-        """The first training forward with a process group (and the first after load_state_dict)
-        gives every rank the group's first rank's centers, counter and seen flags: one broadcast,
-        in a call that all ranks make in data-parallel training (never in eval mode, which a
-        single rank may run alone)."""
-        if self._state_shared:
-            return
-        broadcast_state_([b for _, b in sorted(self.named_buffers(recurse=False))]
-                         + ([self.centers] if isinstance(self.centers, nn.Parameter) else []),
-                         self.process_group)
+    def _gather(self, features: torch.Tensor, labels: torch.Tensor):
+        """The union of the ranks' batches; at a rank's first step (or first after
+        load_state_dict) every rank also takes the group's first rank's state (buffers sorted by
+        name, and the centers parameter with update="gradient")."""
+        state = [b for _, b in sorted(self.named_buffers(recurse=False))]
+        if isinstance(self.centers, nn.Parameter):
+            state.append(self.centers)
+        batch = gather_batches(features, labels, self.process_group, state,
+                               share_state=not self._state_shared)
         self._state_shared = True
+        return batch
+
+    def _check_world(self) -> None:
+        """Warns once if torch.distributed runs several processes but this module steps its
+        centers alone; settled at the first stepping forward after the group exists."""
+        if torch.compiler.is_compiling():
+            return
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            self._world_checked = True
+            warn_if_distributed_without_group("CenterLoss")
 
     def _apply_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         applied = update_centers_(self.centers, features, labels, self.alpha, self.update)
@@ -189,8 +196,7 @@ class CenterLoss(nn.Module):
                 "CenterLoss.update_centers: update='gradient' centers are moved by the optimizer"
             )
         if self.process_group is not None:
-            self._share_state()
-            features, labels = gather_batches(features, labels, self.process_group)
+            features, labels = self._gather(features, labels)
         return bool(self._apply_step(features, labels))
 
     def _apply(self, fn, recurse=True):

@@ -30,7 +30,11 @@ import keras  # noqa: E402
 
 from centerloss.keras import CenterLoss  # noqa: E402
 
-K, N = 5, 70  # 70 samples in batches of 24: the last batch (22) is split 11 / 11
+# Samples in batches of 24. tensorflow: 73, so that the last batch is 1 row and one replica's
+# slice of it is empty; jax: 70 (the last batch, 22 rows, is split 11 / 11; DataParallel wants
+# a batch it can split evenly).
+K = 5
+N = 73 if BACKEND == "tensorflow" else 70
 
 
 def build(init):

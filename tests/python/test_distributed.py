@@ -1,6 +1,7 @@
 """Data-parallel center steps over a real Gloo process group on loopback (spec section 5)."""
 from __future__ import annotations
 
+import datetime
 import os
 
 import pytest
@@ -112,7 +113,9 @@ def ddp_worker(rank, init_file, out_dir):
 
     from torch.nn.parallel import DistributedDataParallel
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    # A short timeout: a collective that only one rank makes fails the test in seconds.
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD,
+                            timeout=datetime.timedelta(seconds=60))
     torch.manual_seed(10 + rank)  # per-rank seeds, as for data augmentation: centers start apart
     net = Net()
     initial = net.center_loss.centers.clone()
@@ -131,6 +134,21 @@ def ddp_worker(rank, init_file, out_dir):
     loaded = net.center_loss.centers.clone()
     x, y = ddp_inputs(rank, 3)
     ddp(x, y).backward()
+    final = net.center_loss.centers.clone()
+    # The usual DDP resume: only rank 0 loads the checkpoint. Its first step shares it.
+    if rank == 0:
+        state = net.center_loss.state_dict()
+        state["centers"] = state["centers"] * 2
+        net.center_loss.load_state_dict(state)
+    loaded_on_0 = net.center_loss.centers.clone()
+    x, y = ddp_inputs(rank, 4)
+    ddp(x, y).backward()
+    after_rank0_load = net.center_loss.centers.clone()
+    # update="gradient" makes no collective in forward: one rank may run a forward alone.
+    gradient_rule = centerloss.CenterLoss(K, D, update="gradient", process_group="world")
+    if rank == 0:
+        gradient_rule(net.features(x).detach(), y).backward()
+    dist.barrier()
     # A module without a process group under an initialised process group warns once.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -140,7 +158,8 @@ def ddp_worker(rank, init_file, out_dir):
     warned = [str(w.message) for w in caught if "process_group" in str(w.message)]
     torch.save({"initial": initial, "ignored": ignored, "broadcast_by_ddp": broadcast_by_ddp,
                 "features_state": features_state, "after_training": after_training,
-                "loaded": loaded, "final": net.center_loss.centers.clone(), "warned": warned},
+                "loaded": loaded, "final": final, "loaded_on_0": loaded_on_0,
+                "after_rank0_load": after_rank0_load, "warned": warned},
                os.path.join(out_dir, f"ddp{rank}.pt"))
     dist.destroy_process_group()
 
@@ -172,9 +191,26 @@ def test_inside_ddp_with_per_rank_seeds_the_centers_stay_identical(tmp_path):
         xs, ys = zip(*(ddp_inputs(rank, 3) for rank in range(WORLD)))
         single(torch.cat([layer(x) for x in xs]), torch.cat(ys))
     torch.testing.assert_close(r[0]["final"], single.centers, rtol=1e-6, atol=1e-6)
+    assert not torch.equal(r[0]["loaded_on_0"], r[1]["loaded_on_0"])
+    assert torch.equal(r[0]["after_rank0_load"], r[1]["after_rank0_load"])
+    with torch.no_grad():
+        single.centers.copy_(r[0]["loaded_on_0"])
+        xs, ys = zip(*(ddp_inputs(rank, 4) for rank in range(WORLD)))
+        single(torch.cat([layer(x) for x in xs]), torch.cat(ys))
+    torch.testing.assert_close(r[0]["after_rank0_load"], single.centers, rtol=1e-6, atol=1e-6)
 
 
 def test_skip_ddp_buffer_sync_refuses_a_center_loss_without_a_process_group():
     net = torch.nn.Sequential(centerloss.CenterLoss(K, D))
     with pytest.raises(ValueError, match="'0' has no process_group"):
         centerloss.distributed.skip_ddp_buffer_sync(net)
+    # The gradient rule's centers are a parameter whose gradients DDP averages: nothing to skip.
+    net = torch.nn.Sequential(centerloss.CenterLoss(K, D, update="gradient"))
+    assert centerloss.distributed.skip_ddp_buffer_sync(net) == []
+
+
+def test_a_module_pickled_before_the_distributed_flags_still_runs():
+    m = centerloss.CenterLoss(K, D)
+    for name in ("_state_shared", "_world_checked"):
+        m.__dict__.pop(name, None)  # as unpickled from a version without them
+    m(torch.randn(4, D), torch.tensor([0, 1, 2, 3]))

@@ -194,4 +194,19 @@ TEST(Training, CheckpointWithAFlippedBitInTheCentersIsRefused) {
   TrainState damaged = make_state(config);
   expect_error([&] { CheckpointFile(path).restore(damaged); },
                "checkpoint '" + path + "' is corrupt: its tensors do not match the CRC-32");
+
+  // The config text is covered too: a seed changed in the file (still a valid config).
+  save_checkpoint(path, state);
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string seed = "\"seed\":" + std::to_string(config.seed);
+  const auto field = std::search(bytes.begin(), bytes.end(), seed.begin(), seed.end());
+  ASSERT_NE(field, bytes.end()) << "the config's seed is not in the file";
+  field[seed.size() - 1] = '7';
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_EQ(CheckpointFile(path).config().seed, 7u);
+  TrainState reseeded = make_state(config);
+  expect_error([&] { CheckpointFile(path).restore(reseeded); }, "is corrupt");
 }

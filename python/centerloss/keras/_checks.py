@@ -104,11 +104,15 @@ def check_label_range(labels, num_classes: int):
             # there a bad label cannot raise, and the maths masks it instead (_math: NaN loss,
             # no step, counted as skipped).
             bad = tf.logical_or(labels < 0, labels >= num_classes)
-            position = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int32)
+            # A sentinel row, so that an empty batch (a replica's empty slice of a last batch
+            # under MirroredStrategy) has a position to report: argmax of nothing fails.
+            position = tf.argmax(tf.concat([tf.cast(bad, tf.int32), [1]], 0),
+                                 output_type=tf.int32)
+            value = tf.gather(tf.concat([labels, tf.constant([-1], labels.dtype)], 0), position)
             message = f"CenterLoss: labels must be in [0, K) with K = {num_classes}; found label"
             check = tf.debugging.Assert(
                 tf.logical_not(tf.reduce_any(bad)),
-                [message, tf.gather(labels, position), "at position", position],
+                [message, value, "at position", position],
             )
             with tf.control_dependencies([check]):
                 return tf.identity(labels)

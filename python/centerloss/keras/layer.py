@@ -113,12 +113,12 @@ class CenterLoss(keras.layers.Layer):
     def _ops_forward(self, features, labels, training: bool):
         centers = ops.convert_to_tensor(self.centers)
         # The state moves with the global batch of every replica (MirroredStrategy), the loss
-        # with this replica's slice.
-        state_batch = (
-            _replicas.global_batch(features, labels)
-            if training and (self.init == "first_sight" or self._moves_in_forward(training))
-            else (features, labels)
-        )
+        # with this replica's slice. The state is not differentiated (as in the C++ op: the
+        # first-sight means and the step are no part of the loss's gradient), which also keeps
+        # the gather out of the backward pass.
+        state_batch = (features, labels)
+        if training and (self.init == "first_sight" or self._moves_in_forward(training)):
+            state_batch = _replicas.global_batch(ops.stop_gradient(features), labels)
         if training and self.init == "first_sight":
             centers, seen = _math.first_sight(centers, self.seen, *state_batch)
             self.centers.assign(centers)

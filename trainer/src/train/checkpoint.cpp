@@ -17,9 +17,10 @@
 namespace centerloss::trainer {
 namespace {
 
-// CRC-32 (zlib) of the state a checkpoint restores: every tensor with its name, in a fixed
-// order. Torch's archive reader does not verify the records it reads, so without it a flipped
-// bit in a stored tensor (say the centers) would load silently.
+// CRC-32 (zlib) of what a checkpoint restores: the config text, every tensor with its name and
+// the optimizers' hyperparameters, in a fixed order. Torch's archive reader does not verify the
+// records it reads, so without it a flipped bit in a stored tensor (say the centers) or in the
+// config (say the seed) would load silently.
 class Digest {
  public:
   void add(const std::string& name, const at::Tensor& tensor) {
@@ -28,10 +29,20 @@ class Digest {
     const at::Tensor t = tensor.detach().cpu().contiguous();
     bytes(t.data_ptr(), t.nbytes());
   }
-  void add_momentum(const std::string& name, const torch::optim::SGD& optimizer) {
+  void add(const std::string& name, const std::string& text) {
+    bytes(name.data(), name.size());
+    bytes(text.data(), text.size());
+  }
+  // The optimizer's hyperparameters (as loaded: they come from the archive too) and its
+  // momentum buffers.
+  void add_optimizer(const std::string& name, const torch::optim::SGD& optimizer) {
     const auto& states = optimizer.state();
     int64_t index = 0;
     for (const auto& group : optimizer.param_groups()) {
+      const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
+      const double values[] = {o.lr(), o.momentum(), o.dampening(), o.weight_decay(),
+                               o.nesterov() ? 1.0 : 0.0};
+      bytes(values, sizeof(values));
       for (const auto& param : group.params()) {
         const auto it = states.find(param.unsafeGetTensorImpl());
         const auto* sgd = it == states.end()
@@ -50,14 +61,15 @@ class Digest {
   uLong crc_ = crc32_z(0L, Z_NULL, 0);
 };
 
-int64_t state_digest(TrainState& state, const at::Tensor& rng) {
+int64_t state_digest(TrainState& state, const at::Tensor& rng, const std::string& config) {
   Digest d;
+  d.add("config", config);
   for (const auto& p : state.model->named_parameters()) d.add("model." + p.key(), p.value());
   for (const auto& b : state.model->named_buffers()) d.add("model." + b.key(), b.value());
   for (const auto& p : state.center_loss->named_parameters()) d.add("center_loss." + p.key(), p.value());
   for (const auto& b : state.center_loss->named_buffers()) d.add("center_loss." + b.key(), b.value());
-  d.add_momentum("optimizer", *state.optimizer);
-  if (state.center_optimizer) d.add_momentum("center_optimizer", *state.center_optimizer);
+  d.add_optimizer("optimizer", *state.optimizer);
+  if (state.center_optimizer) d.add_optimizer("center_optimizer", *state.center_optimizer);
   d.add("epoch", torch::tensor(state.epoch, torch::kLong));
   d.add("rng", rng);
   return d.value();
@@ -98,10 +110,11 @@ void save_checkpoint(const std::string& path, TrainState& state) {
     archive.write("center_optimizer", center_optimizer);
   }
   const at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+  const std::string config = to_json(state.config).dump();
   archive.write("epoch", torch::tensor(state.epoch, torch::kLong));
   archive.write("rng", rng);
-  archive.write("config", c10::IValue(to_json(state.config).dump()));
-  archive.write("digest", torch::tensor(state_digest(state, rng), torch::kLong));
+  archive.write("config", c10::IValue(config));
+  archive.write("digest", torch::tensor(state_digest(state, rng, config), torch::kLong));
 
   write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
 }
@@ -160,7 +173,10 @@ void CheckpointFile::restore(TrainState& state) {
     state.epoch = epoch.item<int64_t>();
     // Checkpoints written before 2026-11-29 have no digest: they load unchecked.
     if (archive_.try_read("digest", digest)) {
-      const int64_t stored = digest.item<int64_t>(), found = state_digest(state, rng);
+      c10::IValue config;
+      archive_.read("config", config);
+      const int64_t stored = digest.item<int64_t>(),
+                    found = state_digest(state, rng, config.toStringRef());
       if (stored != found) {
         throw std::runtime_error(fmt::format(
             "checkpoint '{}' is corrupt: its tensors do not match the CRC-32 stored with them "

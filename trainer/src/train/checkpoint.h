@@ -10,8 +10,9 @@
 //   epoch             int64 scalar: epochs completed
 //   rng               uint8 tensor: LibTorch's default CPU generator state
 //   config            string: the run's TrainConfig as JSON
-//   digest            int64 scalar: CRC-32 of the restored state (every tensor above, with its
-//                     name); restore() refuses a checkpoint whose tensors do not match it
+//   digest            int64 scalar: CRC-32 of the restored state (the config text, every tensor
+//                     above with its name, the optimizers' hyperparameters); restore() refuses a
+//                     checkpoint whose contents do not match it
 //                     (torch's reader does not verify its records). Absent before 2026-11-29.
 #pragma once
 
