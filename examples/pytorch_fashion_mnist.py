@@ -145,6 +145,9 @@ def train(rank: int, world: int, args, store: str | None):
                       last_step=last, centers_max_difference_across_ranks=spread,
                       skipped_center_updates=int(center_loss.skipped_updates))
     if world > 1:
+        # Every rank waits for rank 0's evaluation: a rank that tears its connections down while
+        # another still holds them can abort (Gloo).
+        dist.barrier()
         dist.destroy_process_group()
     return result
 
