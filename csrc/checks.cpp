@@ -74,6 +74,11 @@ void check_batch_layout(const char* op, const at::Tensor& features, const at::Te
 at::Tensor check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                        const at::Tensor& centers) {
   check_batch_layout(op, features, labels, centers);
+  return check_batch_values(op, features, labels, centers);
+}
+
+at::Tensor check_batch_values(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                              const at::Tensor& centers) {
   TORCH_CHECK(features.is_cpu() || features.is_cuda(), op,
               ": only CPU and CUDA tensors are supported, got ", features.device());
 

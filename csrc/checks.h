@@ -19,6 +19,9 @@ void check_batch_layout(const char* op, const at::Tensor& features, const at::Te
 // form the kernels take, so a caller converts them once.
 at::Tensor check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                        const at::Tensor& centers);
+// The part of check_batch after check_batch_layout: the device, then the label values.
+at::Tensor check_batch_values(const char* op, const at::Tensor& features, const at::Tensor& labels,
+                              const at::Tensor& centers);
 
 // Throws the spec's bad-label error for labels64[position] (reads that one value).
 [[noreturn]] void fail_bad_label(const char* op, const at::Tensor& labels64, int64_t position,

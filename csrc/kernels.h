@@ -53,9 +53,10 @@ std::tuple<at::Tensor, at::Tensor> forward_step_cpu(const at::Tensor& features,
 
 #if defined(CENTERLOSS_WITH_CUDA)
 // As forward_cpu, with the label check fused in: the third tensor ([1] int64 on the device,
-// undefined when N = 0) holds the position of the first label outside [0, K), or -1. A row with
-// such a label reads no center (never an out-of-bounds read): its loss is NaN and its basis row
-// 0 (math::bad_label_loss), which a reduced loss turns into NaN. Graph-capturable.
+// undefined when N = 0 and while the current stream captures a graph, where nothing can be read
+// back) holds the position of the first label outside [0, K), or -1. A row with such a label
+// reads no center (never an out-of-bounds read): its loss is NaN and its basis row 0
+// (math::bad_label_loss), which a reduced loss turns into NaN.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& features,
                                                             const at::Tensor& labels,
                                                             const at::Tensor& centers,

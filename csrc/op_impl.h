@@ -20,23 +20,23 @@ namespace centerloss::op_impl {
 // after the kernel (the op's one sync); the outputs are fresh tensors and nothing else changed,
 // so raising then still leaves every state as it was.
 //
+//
 // Graph capture (CUDA graphs): a captured op cannot read anything back, so it cannot raise for
-// a label value. While the backend's `Capturing(features)` says so, the ops skip every host read of
-// the labels and leave them to the kernels' guards (spec section 7, under capture): a row with a
-// bad label gets a NaN loss and a zero gradient row (the forward kernel writes them so), the
-// center step is skipped and counted as for a non-finite batch, and update_centers_ returns
-// false. Backends without capture (CPU) use never_capturing.
-// `Capturing(t)` asks about the current stream of t's device.
+// a label value; the label values are left to the kernels' guards (spec section 7, under
+// capture): a row with a bad label gets a NaN loss and a zero gradient row, the center step is
+// skipped and counted as for a non-finite batch, and update_centers_ returns false. The forward
+// kernel decides this itself (it returns no verdict while capturing); update_centers asks the
+// backend's `Capturing(features)` (the current stream of the features' device). Backends
+// without capture (CPU) use never_capturing.
 inline bool never_capturing(const at::Tensor&) { return false; }
 
-// The labels as the kernels take them (contiguous int64), their values checked on the host
-// unless a graph is being captured (the kernels then guard them).
+// check_batch, except that under graph capture the label values are left to the kernels.
 template <auto Capturing>
 at::Tensor checked_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                          const at::Tensor& centers) {
   checks::check_batch_layout(op, features, labels, centers);
-  if (!Capturing(features)) return checks::check_batch(op, features, labels, centers);
-  return checks::labels_as_int64(labels);
+  if (Capturing(features)) return checks::labels_as_int64(labels);
+  return checks::check_batch_values(op, features, labels, centers);
 }
 template <auto ForwardKernel>
 inline constexpr bool kKernelChecksLabels =
@@ -64,8 +64,8 @@ at::Tensor checked_forward_args(const char* op, const at::Tensor& features,
 }
 
 // The kernel on checked arguments (labels64 from checked_forward_args); raises for a bad label
-// that the kernel reported, except under graph capture (see never_capturing).
-template <auto ForwardKernel, auto Capturing = never_capturing>
+// that the kernel reported (it reports none under graph capture, see never_capturing).
+template <auto ForwardKernel>
 std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor& features,
                                                const at::Tensor& labels64,
                                                const at::Tensor& centers, double margin,
@@ -75,7 +75,7 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor&
                               reduction);
   if constexpr (kKernelChecksLabels<ForwardKernel>) {
     const at::Tensor& first_bad = std::get<2>(result);
-    if (first_bad.defined() && !Capturing(features)) {
+    if (first_bad.defined()) {
       const int64_t position = first_bad.template item<int64_t>();
       if (position >= 0) checks::fail_bad_label(op, labels64, position, centers.size(0));
     }
@@ -85,15 +85,14 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor&
   }
 }
 
-template <auto ForwardKernel, auto Capturing = never_capturing>
+template <auto ForwardKernel>
 std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& features, const at::Tensor& labels,
                                            const at::Tensor& centers, double margin,
                                            int64_t reduction) {
   static constexpr const char* op = "centerloss.forward";
   const at::Tensor labels64 =
       checked_forward_args<ForwardKernel>(op, features, labels, centers, margin, reduction);
-  return run_forward<ForwardKernel, Capturing>(op, features, labels64, centers, margin,
-                                               reduction);
+  return run_forward<ForwardKernel>(op, features, labels64, centers, margin, reduction);
 }
 
 // The backward's argument checks, and its loss gradient as the kernels read it (in their
@@ -178,7 +177,7 @@ std::tuple<at::Tensor, at::Tensor> forward_step(const at::Tensor& features, cons
 
 // The same op from a backend's separate forward and step kernels (CUDA): the forward's own
 // label check raises before the step runs; the step counts its verdict on the device (no sync).
-template <auto ForwardKernel, auto StepKernel, auto Capturing = never_capturing>
+template <auto ForwardKernel, auto StepKernel>
 std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
                                                      const at::Tensor& labels, at::Tensor& centers,
                                                      at::Tensor& skipped, double margin,
@@ -192,7 +191,7 @@ std::tuple<at::Tensor, at::Tensor> forward_then_step(const at::Tensor& features,
   checks::check_alpha(op, alpha);
   checks::check_update_rule(op, rule);
   const at::Tensor x = features.contiguous();  // once for both kernels
-  auto result = run_forward<ForwardKernel, Capturing>(op, x, labels64, centers, margin, reduction);
+  auto result = run_forward<ForwardKernel>(op, x, labels64, centers, margin, reduction);
   if (features.size(0) == 0) return result;
   const c10::DeviceGuard guard(features.device());
   on_contiguous_centers(centers, [&](at::Tensor& work) {

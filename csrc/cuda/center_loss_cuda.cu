@@ -21,7 +21,8 @@
 //             step relies on the forward's check and the device guard instead).
 // Graph capture (torch.cuda.graph): every launch goes to the current stream and takes its
 // temporaries from the caching allocator; while a capture is on, the ops skip both host reads
-// and the forward takes its scratch from the graph's pool (op_impl.h says what bad labels give).
+// and the forward takes its scratch from the graph's pool and returns no label verdict (op_impl.h
+// says what bad labels give).
 // The center update is deterministic in every mode: an atomic variant would still need the
 // per-class counts (the step size depends on n_j) and the global NaN verdict before its first
 // write, so it would save no launch. Class segments longer than 16 rows (on average) are split
@@ -244,7 +245,8 @@ template <typename feat_t, typename center_t, typename acc_t>
 void launch_forward(const at::Tensor& features, const at::Tensor& labels,
                     const at::Tensor& centers, double margin, int64_t reduction,
                     at::Tensor& losses, at::Tensor& total, at::Tensor& grad_basis,
-                    at::Tensor& first_bad, const c10::cuda::CUDAStream& stream) {
+                    at::Tensor& first_bad, bool capturing,
+                    const c10::cuda::CUDAStream& stream) {
   const int64_t n = features.size(0);
   const int64_t dim = features.size(1);
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
@@ -262,7 +264,7 @@ void launch_forward(const at::Tensor& features, const at::Tensor& labels,
   // graph replayed on another stream must not share the per-stream scratch.
   at::Tensor graph_scratch;
   ForwardScratch* scratch = nullptr;
-  if (capturing_cuda(features)) {
+  if (capturing) {
     graph_scratch = at::empty({static_cast<int64_t>(sizeof(ForwardScratch))},
                               features.options().dtype(at::kByte));
     scratch = reinterpret_cast<ForwardScratch*>(graph_scratch.data_ptr());
@@ -635,13 +637,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cuda(const at::Tensor& fe
   at::Tensor total = reduce ? at::empty({}, features.options().dtype(acc_type)) : at::Tensor();
   at::Tensor first_bad = at::empty({1}, labels.options());
   const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream();
+  const bool capturing = capturing_cuda(features);
   CENTERLOSS_DISPATCH_TYPES(features, centers, "centerloss_forward_cuda", [&] {
     using acc_t = std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
                                      double, float>;
     launch_forward<feat_t, center_t, acc_t>(features, labels, centers, margin, reduction, losses,
-                                            total, grad_basis, first_bad, stream);
+                                            total, grad_basis, first_bad, capturing, stream);
   });
-  return {reduce ? total : losses, grad_basis, first_bad};
+  // Under capture no verdict: reading it would need the host, so the op cannot raise.
+  return {reduce ? total : losses, grad_basis, capturing ? at::Tensor() : first_bad};
 }
 
 at::Tensor backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grad_basis) {

@@ -92,9 +92,7 @@ void CenterLossImpl::to(torch::Dtype dtype, bool non_blocking) {
 }
 
 void CenterLossImpl::to(torch::Device device, bool non_blocking) {
-  for (at::Tensor* t : {&centers_, &skipped_updates_, &seen_}) {
-    if (t->defined()) t->set_data(t->to(device, non_blocking));
-  }
+  torch::nn::Module::to(device, non_blocking);  // every registered tensor, dtypes kept
 }
 
 void CenterLossImpl::pretty_print(std::ostream& stream) const {

@@ -108,8 +108,8 @@ class CenterLoss(nn.Module):
             self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
 
     # With a process group: whether this rank's state has been made the group's (at its first
-    # step, and again after each load_state_dict). Without one: whether the warning about an
-    # unused torch.distributed is settled. Class defaults, so that modules pickled whole by an
+    # step, and again after each load_state_dict). Without one: whether the first stepping
+    # forward has looked for an unused torch.distributed. Class defaults, so that modules pickled whole by an
     # older version still run.
     _state_shared = False
     _world_checked = False
@@ -173,11 +173,9 @@ class CenterLoss(nn.Module):
         return batch
 
     def _check_world(self) -> None:
-        """Warns once if torch.distributed runs several processes but this module steps its
-        centers alone; settled at the first stepping forward after the group exists."""
-        if torch.compiler.is_compiling():
-            return
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        """Warns if torch.distributed runs several processes but this module steps its centers
+        alone; looked at once, at the first stepping forward (not traced by torch.compile)."""
+        if not torch.compiler.is_compiling():
             self._world_checked = True
             warn_if_distributed_without_group("CenterLoss")
 

@@ -62,13 +62,21 @@ at::Tensor update_like_cuda(at::Tensor& centers, const at::Tensor& features,
   return torch::scalar_tensor(applied, torch::kBool);
 }
 
+// forward_cuda while the stream captures a graph: the same outputs, no verdict to read back.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_like_cuda_capturing(
+    const at::Tensor& features, const at::Tensor& labels, const at::Tensor& centers,
+    double margin, int64_t reduction) {
+  auto [loss, basis, first_bad] = forward_like_cuda(features, labels, centers, margin, reduction);
+  return {loss, basis, at::Tensor()};
+}
+
 bool always_capturing(const at::Tensor&) { return true; }
 
 constexpr auto kCudaLikeStep =
     &centerloss::op_impl::forward_then_step<forward_like_cuda, step_like_cuda>;
 // The same op while a CUDA graph is being captured: no host read of the labels.
 constexpr auto kCapturedCudaLikeStep =
-    &centerloss::op_impl::forward_then_step<forward_like_cuda, step_like_cuda, always_capturing>;
+    &centerloss::op_impl::forward_then_step<forward_like_cuda_capturing, step_like_cuda>;
 
 std::tuple<at::Tensor, at::Tensor> cpu_step(const at::Tensor& features, const at::Tensor& labels,
                                             at::Tensor& centers, at::Tensor& skipped,

@@ -204,9 +204,3 @@ def test_skip_ddp_buffer_sync_refuses_a_center_loss_without_a_process_group():
     net = torch.nn.Sequential(centerloss.CenterLoss(K, D, update="gradient"))
     assert centerloss.distributed.skip_ddp_buffer_sync(net) == []
 
-
-def test_a_module_pickled_before_the_distributed_flags_still_runs():
-    m = centerloss.CenterLoss(K, D)
-    for name in ("_state_shared", "_world_checked"):
-        m.__dict__.pop(name, None)  # as unpickled from a version without them
-    m(torch.randn(4, D), torch.tensor([0, 1, 2, 3]))

@@ -1,9 +1,9 @@
 """The Keras layer with several replicas of one model (tests/python/keras_replicas_worker.py,
 one fresh process per backend, two logical CPU devices): tensorflow's MirroredStrategy and
 jax's keras.distribution.DataParallel must give the centers of one device on the global batch,
-on every replica's copy. Before the layer gathered the replicas' batches, MirroredStrategy
-left each replica's copy of the centers stepped with its own slice only (the copies differed
-from each other and from one device by about half the centers' size)."""
+on every replica's copy (without the layer's gather, MirroredStrategy steps each replica's copy
+with its own slice only). The jax case checks docs/keras.md's claim that DataParallel needs
+nothing from the layer."""
 from __future__ import annotations
 
 import importlib.util

@@ -36,6 +36,8 @@ def test_a_diverged_run_still_writes_its_report(tmp_path):
     out = str(tmp_path / "diverged")
     result = run("train", "--out", out, "--lr", "1e6", "--epochs", "1", "--python", "/bin/false",
                  *SMALL)
+    # The run did diverge (its metrics hold null for NaN), and the report says so.
+    assert "null" in open(os.path.join(out, "metrics.jsonl")).read()
     report = open(os.path.join(out, "report.md")).read()
     assert "nan" in report, report
     assert "trained 1 epochs" in result.stdout

@@ -117,7 +117,7 @@ class CenterLoss(keras.layers.Layer):
         # first-sight means and the step are no part of the loss's gradient), which also keeps
         # the gather out of the backward pass.
         state_batch = (features, labels)
-        if training and (self.init == "first_sight" or self._moves_in_forward(training)):
+        if training and (self.init == "first_sight" or self.update != "gradient"):
             state_batch = _replicas.global_batch(ops.stop_gradient(features), labels)
         if training and self.init == "first_sight":
             centers, seen = _math.first_sight(centers, self.seen, *state_batch)

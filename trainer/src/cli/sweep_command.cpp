@@ -26,7 +26,6 @@ TrainConfig resumable_config(TrainConfig stored, const TrainConfig& wanted, cons
     a.erase(free);
     b.erase(free);
   }
-  if (wanted.classes.empty()) a.erase("classes"), b.erase("classes");  // all: resolved in train()
   std::string differences;
   for (const auto& [key, value] : b.items()) {
     if (!a.contains(key) || a[key] != value) {

@@ -140,12 +140,16 @@ CheckpointFile::CheckpointFile(std::string path) : path_(std::move(path)) {
   reading(path_, [&] { archive_.load_from(path_); });
 }
 
-TrainConfig CheckpointFile::config() {
-  const std::string json = reading(path_, [&] {
+std::string CheckpointFile::config_text() {
+  return reading(path_, [&] {
     c10::IValue config;
     archive_.read("config", config);
     return config.toStringRef();
   });
+}
+
+TrainConfig CheckpointFile::config() {
+  const std::string json = config_text();
   try {
     return config_from_json(nlohmann::json::parse(json));
   } catch (const std::exception& e) {
@@ -173,10 +177,8 @@ void CheckpointFile::restore(TrainState& state) {
     state.epoch = epoch.item<int64_t>();
     // Checkpoints written before 2026-11-29 have no digest: they load unchecked.
     if (archive_.try_read("digest", digest)) {
-      c10::IValue config;
-      archive_.read("config", config);
       const int64_t stored = digest.item<int64_t>(),
-                    found = state_digest(state, rng, config.toStringRef());
+                    found = state_digest(state, rng, config_text());
       if (stored != found) {
         throw std::runtime_error(fmt::format(
             "checkpoint '{}' is corrupt: its tensors do not match the CRC-32 stored with them "

@@ -60,6 +60,7 @@ class CheckpointFile {
   void restore(TrainState& state);
 
  private:
+  std::string config_text();  // the stored config JSON, as written
   std::string path_;
   torch::serialize::InputArchive archive_;
 };
