@@ -2,13 +2,13 @@
 //
 // Everything that defines the numbers (the per-sample loss with its margin, the gradient
 // coefficient, the size of a center step) lives here once, so that both backends compute the
-// same thing. Callers accumulate in `acc_t` (float for float/half/bfloat16 features, double
-// when features or centers are double); see docs/center-loss-spec.md sections 1 to 3.
+// same thing, in the accumulation types defined below (spec sections 1 to 3).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "centerloss/types.h"
 
@@ -21,6 +21,20 @@
 namespace centerloss {
 
 namespace math {
+
+// Accumulation types (spec section 1: float32, float64 when an input is float64), the one
+// place they are decided. The op's output dtypes follow them (csrc/op/outputs.h).
+// Loss and gradient basis: float64 when features or centers are float64.
+template <typename feat_t, typename center_t>
+using forward_acc_t =
+    std::conditional_t<std::is_same_v<feat_t, double> || std::is_same_v<center_t, double>,
+                       double, float>;
+// Center step (spec section 3: float32, float64 for float64 centers).
+template <typename center_t>
+using step_acc_t = std::conditional_t<std::is_same_v<center_t, double>, double, float>;
+// Backward's scaling of a basis of element type basis_t.
+template <typename basis_t>
+using backward_acc_t = std::conditional_t<std::is_same_v<basis_t, double>, double, float>;
 
 template <typename acc_t>
 CENTERLOSS_HD bool is_finite(acc_t v) {
@@ -56,9 +70,8 @@ CENTERLOSS_HD acc_t gradient_coefficient(acc_t sq_dist, acc_t margin) {
   return (d - margin) / d;
 }
 
-// Loss of a row whose label is outside [0, K) where no error can be raised (a CUDA graph being
-// captured; Keras under XLA): NaN, so the batch's loss shows it. Its gradient row is 0, so the
-// rest of the network's gradient stays finite.
+// Loss of a row whose label is outside [0, K) where no error can be raised (spec section 7); its
+// gradient row is 0.
 template <typename acc_t>
 CENTERLOSS_HD acc_t bad_label_loss() {
   return std::numeric_limits<acc_t>::quiet_NaN();

@@ -2,9 +2,8 @@
 //
 // The forward and the center step touch one center row per sample at random places in the
 // K x D table. With 4 KiB pages a table of K = 10^6, D = 512 (2 GB) costs a TLB miss per row per
-// pass; 2 MiB pages need 512x fewer TLB entries. `bench/bench_kernels.py --huge-pages both`
-// on the 2-core dev machine (N = 4096, D = 512, K = 10^6, changing labels): forward, backward
-// and step 5.2 ms without, 4.1 ms with huge pages (one thread). Values are never changed.
+// pass; 2 MiB pages need 512x fewer TLB entries (measured: docs/benchmarks.md, huge pages).
+// Values are never changed.
 #pragma once
 
 #include <ATen/core/Tensor.h>

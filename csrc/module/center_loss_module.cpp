@@ -1,31 +1,14 @@
 // centerloss::CenterLossImpl: owns the centers, applies the update rule, saves and loads state.
-// All maths is in the ops (csrc/ops.cpp); this file only decides when to call them.
+// All maths is in the ops (csrc/op/); this file only decides when to call them.
 #include <torch/nn/init.h>
 #include <torch/serialize/input-archive.h>
 
 #include "centerloss/center_loss.h"
-#include "../memory/huge_pages.h"
+#include "memory/huge_pages.h"
+#include "op/checks.h"
 
 namespace centerloss {
 namespace {
-
-const char* rule_name(UpdateRule rule) {
-  switch (rule) {
-    case UpdateRule::Paper: return "paper";
-    case UpdateRule::Mean: return "mean";
-    case UpdateRule::Gradient: return "gradient";
-  }
-  return "?";
-}
-
-const char* reduction_name(Reduction reduction) {
-  switch (reduction) {
-    case Reduction::None: return "none";
-    case Reduction::Mean: return "mean";
-    case Reduction::Sum: return "sum";
-  }
-  return "?";
-}
 
 // Reads `key` from the archive and checks its shape before anything is replaced.
 at::Tensor read_checked(torch::serialize::InputArchive& archive, const std::string& key,
@@ -45,10 +28,8 @@ CenterLossImpl::CenterLossImpl(const CenterLossOptions& options_) : options(opti
               options.num_classes());
   TORCH_CHECK(options.feature_dim() >= 1, "CenterLoss: feature_dim must be >= 1, got ",
               options.feature_dim());
-  TORCH_CHECK(options.alpha() > 0.0 && options.alpha() <= 1.0,
-              "CenterLoss: alpha must be in (0, 1], got ", options.alpha());
-  TORCH_CHECK(options.margin() >= 0.0 && std::isfinite(options.margin()),
-              "CenterLoss: margin must be a finite number >= 0, got ", options.margin());
+  checks::check_alpha("CenterLoss", options.alpha());
+  checks::check_margin("CenterLoss", options.margin());
   TORCH_CHECK(options.init_std() > 0.0 && std::isfinite(options.init_std()),
               "CenterLoss: init_std must be a finite number > 0, got ", options.init_std());
   reset();
@@ -98,8 +79,9 @@ void CenterLossImpl::to(torch::Device device, bool non_blocking) {
 void CenterLossImpl::pretty_print(std::ostream& stream) const {
   stream << "centerloss::CenterLoss(num_classes=" << options.num_classes()
          << ", feature_dim=" << options.feature_dim() << ", alpha=" << options.alpha()
-         << ", reduction=" << reduction_name(options.reduction())
-         << ", update=" << rule_name(options.update()) << ", margin=" << options.margin() << ")";
+         << ", reduction=" << option_name(kReductionNames, options.reduction())
+         << ", update=" << option_name(kUpdateRuleNames, options.update())
+         << ", margin=" << options.margin() << ")";
 }
 
 at::Tensor CenterLossImpl::forward(const at::Tensor& features, const at::Tensor& labels) {

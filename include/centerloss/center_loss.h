@@ -35,6 +35,10 @@ enum class Init {
   Xavier,     // xavier-uniform over [K, D]
   FirstSight  // a class's center is the mean of its features in the first batch that has it
 };
+inline constexpr std::array<OptionName<Init>, 4> kInitNames{{{Init::Zeros, "zeros"},
+                                                             {Init::Normal, "normal"},
+                                                             {Init::Xavier, "xavier"},
+                                                             {Init::FirstSight, "first_sight"}}};
 
 struct CenterLossOptions {
   CenterLossOptions(int64_t num_classes, int64_t feature_dim)

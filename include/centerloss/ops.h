@@ -19,12 +19,9 @@
 // from run to run; the update sums each class in batch order, it never uses atomics).
 //
 // CUDA graphs: center_loss (with its backward), update_centers_ and the module's training step
-// can be captured (at::cuda::CUDAGraph, torch.cuda.graph); a replay launches no host work. A
-// label check cannot raise inside a replay, so while a capture is on, the label values are left
-// to the kernels: a row with a label outside [0, K) gets a NaN loss (a reduced loss is then NaN)
-// and a zero gradient row, update_centers_ returns false and changes nothing, and the module's
-// step changes nothing and adds 1 to its skip counter. Every other check still raises during
-// capture. init_centers_first_sight_ reads its count back and cannot be captured.
+// can be captured (at::cuda::CUDAGraph, torch.cuda.graph); a replay launches no host work. What a
+// bad label gives inside a graph, where nothing can raise: spec section 7.
+// init_centers_first_sight_ reads its count back and cannot be captured.
 #pragma once
 
 #include <ATen/core/Tensor.h>

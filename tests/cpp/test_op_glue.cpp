@@ -1,82 +1,107 @@
-// The CUDA op's host logic, run on the CPU. _forward_step_ on CUDA is
-// op_impl::forward_then_step<forward_cuda, step_centers_cuda>: argument checks, one conversion of
-// features and labels, the forward (whose kernel reports the first bad label), then the step
-// (which counts a skipped batch on the device). Here the same template runs with CPU stand-ins
-// that keep the CUDA kernels' contracts (kernels.h), and is compared with the registered CPU op:
-// results, state changes and error messages must be the same. So the glue is tested in CI,
-// where no GPU exists; the kernels themselves are tested on a GPU (test_cuda_kernels.cpp). The
-// same template with a stand-in that says "capturing" covers the op inside a CUDA graph.
+// The op bodies (csrc/op/op_bodies.h) with a backend that keeps the CUDA kernels' contracts
+// (csrc/cuda/cuda_kernels.h: the label verdict left on the device, bad-label rows NaN, the step's
+// guard, graph capture) but runs CPU stand-ins, and the CUDA training step's order
+// (csrc/cuda/step_after_forward.h). Compared with the registered CPU op: results, state changes
+// and error messages must be the same. So the CUDA backend's glue is tested in CI, where no GPU
+// exists; the kernels themselves are tested on a GPU. A stand-in that says "capturing" covers
+// the op inside a CUDA graph.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <string>
 #include <tuple>
 
-#include "kernels.h"
-#include "op_impl.h"
+#include "backend.h"
+#include "cuda/step_after_forward.h"
+#include "op/op_bodies.h"
 
 namespace {
 
-using centerloss::kernels::forward_cpu;
-using centerloss::kernels::update_centers_cpu;
+using centerloss::ForwardOutputs;
+using centerloss::LabelVerdict;
+
+const centerloss::Backend& cpu() { return centerloss::cpu_backend(); }
+
+bool g_capturing = false;  // what the stand-in backend's capturing() answers
 
 at::Tensor bad_rows(const at::Tensor& labels, int64_t num_classes) {
   return labels.lt(0).logical_or(labels.ge(num_classes));
 }
 
-// forward_cuda's contract: contiguous int64 labels as given; a bad label reads no center, its
-// row gets a NaN loss and a zero basis row, and its position (the first) comes back in a [1]
-// int64 tensor, -1 if none; undefined for N = 0.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_like_cuda(const at::Tensor& features,
-                                                                 const at::Tensor& labels,
-                                                                 const at::Tensor& centers,
-                                                                 double margin, int64_t reduction) {
+// The CUDA forward's contract: a bad label reads no center, its row gets a NaN loss and a zero
+// basis row, and its position (the first) is left on the device, -1 if none; no verdict while
+// capturing.
+LabelVerdict forward_like_cuda(const at::Tensor& features, const at::Tensor& labels,
+                               const at::Tensor& centers, double margin, int64_t reduction,
+                               ForwardOutputs& out) {
   EXPECT_TRUE(features.is_contiguous() && centers.is_contiguous() && labels.is_contiguous());
   EXPECT_EQ(labels.scalar_type(), at::kLong);
-  if (features.size(0) == 0) {
-    auto [loss, basis] = forward_cpu(features, labels, centers, margin, reduction);
-    return {loss, basis, at::Tensor()};
-  }
   const at::Tensor bad = bad_rows(labels, centers.size(0));
-  auto [loss, basis] = forward_cpu(features, labels.masked_fill(bad, 0), centers, margin, reduction);
-  loss.masked_fill_(loss.dim() == 1 ? bad : bad.any(), NAN);
-  basis.masked_fill_(bad.unsqueeze(1), 0);
-  const int64_t first = bad.any().item<bool>() ? bad.nonzero().min().item<int64_t>() : -1;
-  return {loss, basis, torch::tensor({first})};
+  EXPECT_EQ(cpu().forward(features, labels.masked_fill(bad, 0), centers, margin, reduction, out)
+                .first_bad(),
+            -1);
+  out.loss.masked_fill_(out.loss.dim() == 1 ? bad : bad.any(), NAN);
+  out.grad_basis.masked_fill_(bad.unsqueeze(1), 0);
+  LabelVerdict verdict;
+  if (!g_capturing) {
+    const int64_t first = bad.any().item<bool>() ? bad.nonzero().min().item<int64_t>() : -1;
+    verdict.on_device = torch::tensor({first});
+  }
+  return verdict;
 }
 
-// step_centers_cuda's contract: a non-finite batch (or a bad label) moves nothing and adds 1 to
-// `skipped`.
-void step_like_cuda(at::Tensor& centers, at::Tensor& skipped, const at::Tensor& features,
-                    const at::Tensor& labels, double alpha, int64_t rule) {
+// The CUDA center step's guard: a non-finite batch or a bad label moves nothing.
+bool guarded_step(at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
+                  double alpha, int64_t rule) {
   EXPECT_TRUE(centers.is_contiguous() && features.is_contiguous());
-  const bool bad_label = bad_rows(labels, centers.size(0)).any().item<bool>();
-  if (bad_label || !update_centers_cpu(centers, features, labels, alpha, rule)) skipped += 1;
+  if (bad_rows(labels, centers.size(0)).any().item<bool>()) return false;
+  return cpu().update_centers(centers, features, labels, alpha, rule).item<bool>();
 }
 
-// update_centers_cuda's contract: the same guard, the verdict as a 0-d bool tensor.
 at::Tensor update_like_cuda(at::Tensor& centers, const at::Tensor& features,
                             const at::Tensor& labels, double alpha, int64_t rule) {
-  const bool bad_label = bad_rows(labels, centers.size(0)).any().item<bool>();
-  const bool applied = !bad_label && update_centers_cpu(centers, features, labels, alpha, rule);
-  return torch::scalar_tensor(applied, torch::kBool);
+  return torch::scalar_tensor(guarded_step(centers, features, labels, alpha, rule), torch::kBool);
 }
 
-// forward_cuda while the stream captures a graph: the same outputs, no verdict to read back.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_like_cuda_capturing(
-    const at::Tensor& features, const at::Tensor& labels, const at::Tensor& centers,
-    double margin, int64_t reduction) {
-  auto [loss, basis, first_bad] = forward_like_cuda(features, labels, centers, margin, reduction);
-  return {loss, basis, at::Tensor()};
+LabelVerdict forward_step_like_cuda(const at::Tensor& features, const at::Tensor& labels,
+                                    at::Tensor& centers, at::Tensor& skipped, double margin,
+                                    int64_t reduction, double alpha, int64_t rule,
+                                    ForwardOutputs& out) {
+  return centerloss::kernels::cuda::step_after_forward(
+      forward_like_cuda(features, labels, centers, margin, reduction, out), [&] {
+        if (!guarded_step(centers, features, labels, alpha, rule)) skipped += 1;
+      });
 }
 
-bool always_capturing(const at::Tensor&) { return true; }
+bool capturing_like_cuda(const at::Tensor&) { return g_capturing; }
 
-constexpr auto kCudaLikeStep =
-    &centerloss::op_impl::forward_then_step<forward_like_cuda, step_like_cuda>;
+const centerloss::Backend kCudaLike{&forward_like_cuda,      cpu().backward,
+                                    &update_like_cuda,       &forward_step_like_cuda,
+                                    &capturing_like_cuda,    cpu().first_bad_label};
+
+std::tuple<at::Tensor, at::Tensor> cuda_like_step(const at::Tensor& features,
+                                                  const at::Tensor& labels, at::Tensor& centers,
+                                                  at::Tensor& skipped, double margin,
+                                                  int64_t reduction, double alpha, int64_t rule) {
+  return centerloss::op::forward_step(kCudaLike, features, labels, centers, skipped, margin,
+                                      reduction, alpha, rule);
+}
+
 // The same op while a CUDA graph is being captured: no host read of the labels.
-constexpr auto kCapturedCudaLikeStep =
-    &centerloss::op_impl::forward_then_step<forward_like_cuda_capturing, step_like_cuda>;
+std::tuple<at::Tensor, at::Tensor> captured_cuda_like_step(
+    const at::Tensor& features, const at::Tensor& labels, at::Tensor& centers,
+    at::Tensor& skipped, double margin, int64_t reduction, double alpha, int64_t rule) {
+  g_capturing = true;
+  try {
+    auto result = cuda_like_step(features, labels, centers, skipped, margin, reduction, alpha,
+                                 rule);
+    g_capturing = false;
+    return result;
+  } catch (...) {
+    g_capturing = false;
+    throw;
+  }
+}
 
 std::tuple<at::Tensor, at::Tensor> cpu_step(const at::Tensor& features, const at::Tensor& labels,
                                             at::Tensor& centers, at::Tensor& skipped,
@@ -148,7 +173,7 @@ TEST(CudaOpGlue, ForwardThenStepMatchesTheCpuOp) {
               };
               at::Tensor c1 = fresh_centers(), c2 = fresh_centers();
               at::Tensor s1 = torch::zeros({}, torch::kLong), s2 = torch::zeros({}, torch::kLong);
-              const Outcome cuda_like = run(kCudaLikeStep, features, labels, c1, s1, margin,
+              const Outcome cuda_like = run(cuda_like_step, features, labels, c1, s1, margin,
                                             reduction, alpha, rule);
               const Outcome cpu = run(cpu_step, features, labels, c2, s2, margin, reduction,
                                       alpha, rule);
@@ -207,9 +232,9 @@ TEST(CudaOpGlue, CapturedStepGivesNanForABadLabelAndOtherwiseMatches) {
             if (v == 5) rule = 2;
             at::Tensor c1 = centers.clone(), c2 = centers.clone();
             at::Tensor s1 = torch::zeros({}, torch::kLong), s2 = torch::zeros({}, torch::kLong);
-            const Outcome captured = run(kCapturedCudaLikeStep, features, labels, c1, s1, margin,
+            const Outcome captured = run(captured_cuda_like_step, features, labels, c1, s1, margin,
                                          reduction, 0.4, rule);
-            const Outcome eager = run(kCudaLikeStep, features, labels, c2, s2, margin, reduction,
+            const Outcome eager = run(cuda_like_step, features, labels, c2, s2, margin, reduction,
                                       0.4, rule);
             if (v == 2 || v == 3) {
               ASSERT_EQ(captured.error, "");
@@ -254,23 +279,33 @@ TEST(CudaOpGlue, CapturedStepGivesNanForABadLabelAndOtherwiseMatches) {
 // update_centers_ under capture: a bad label returns false and moves nothing, where the
 // uncaptured op raises; options are still checked on the host.
 TEST(CudaOpGlue, CapturedUpdateReturnsFalseForABadLabel) {
-  constexpr auto captured = &centerloss::op_impl::update_centers<update_like_cuda, always_capturing>;
-  constexpr auto eager = &centerloss::op_impl::update_centers<update_like_cuda>;
+  auto update = [](at::Tensor& centers, const at::Tensor& features, const at::Tensor& labels,
+                   double alpha, bool captured) {
+    g_capturing = captured;
+    try {
+      auto applied = centerloss::op::update_centers(kCudaLike, centers, features, labels, alpha, 0);
+      g_capturing = false;
+      return applied;
+    } catch (...) {
+      g_capturing = false;
+      throw;
+    }
+  };
   torch::manual_seed(3);
   const at::Tensor centers = torch::randn({4, 3});
   const at::Tensor features = torch::randn({6, 3});
   at::Tensor c = centers.clone();
   for (const int64_t bad_label : {int64_t{4}, int64_t{-2}}) {
     const at::Tensor labels = torch::tensor({0, 1, 2, 0, 3, 0}, torch::kLong).index_fill(0, torch::tensor({3}), bad_label);
-    EXPECT_FALSE(captured(c, features, labels, 0.5, 0).item<bool>());
+    EXPECT_FALSE(update(c, features, labels, 0.5, true).item<bool>());
     EXPECT_TRUE(torch::equal(c, centers));
-    EXPECT_THROW(eager(c, features, labels, 0.5, 0), c10::Error);
+    EXPECT_THROW(update(c, features, labels, 0.5, false), c10::Error);
   }
   const at::Tensor good = torch::tensor({0, 1, 2, 3, 3, 0}, torch::kLong);
-  EXPECT_THROW(captured(c, features, good, 1.5, 0), c10::Error);  // alpha still checked
-  EXPECT_TRUE(captured(c, features, good, 0.5, 0).item<bool>());
+  EXPECT_THROW(update(c, features, good, 1.5, true), c10::Error);  // alpha still checked
+  EXPECT_TRUE(update(c, features, good, 0.5, true).item<bool>());
   at::Tensor expected = centers.clone();
-  ASSERT_TRUE(centerloss::kernels::update_centers_cpu(expected, features, good, 0.5, 0));
+  ASSERT_TRUE(cpu().update_centers(expected, features, good, 0.5, 0).item<bool>());
   EXPECT_TRUE(torch::equal(c, expected));
 }
 

@@ -62,6 +62,6 @@ TEST(EnumNames, EveryNameParsesBackToItsValue) {
   EXPECT_EQ(arch_name(Arch::LeNetsPP), "lenets++");  // the first name is the one written out
   EXPECT_EQ(parse_arch("lenetspp"), Arch::LeNetsPP);
   expect_error<std::invalid_argument>([] { parse_init("ones"); },
-                                      "--init: expected one of zeros, normal, xavier, first-sight, got 'ones'");
+                                      "--init: expected one of zeros, normal, xavier, first_sight, got 'ones'");
   expect_error<std::invalid_argument>([] { parse_split("dev"); }, "--split");
 }

@@ -35,7 +35,7 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
       ->check(CLI::IsMember(enum_names(kUpdateNames)))->capture_default_str();
   cmd.add_option("--margin", c.margin, "generalised center loss margin rho >= 0")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd.add_option("--init", cli.init, "center initialisation: zeros, normal, xavier, first-sight")
+  cmd.add_option("--init", cli.init, "center initialisation: zeros, normal, xavier, first_sight")
       ->check(CLI::IsMember(enum_names(kInitNames)))->capture_default_str();
   cmd.add_option("--init-std", c.init_std, "std of --init normal")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--center-lr", c.center_lr, "--update gradient: lr of the centers' SGD (gradient / lambda)")

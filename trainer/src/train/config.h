@@ -50,15 +50,11 @@ struct TrainConfig {
 nlohmann::json to_json(const TrainConfig& config);
 TrainConfig config_from_json(const nlohmann::json& json);  // throws on missing/invalid fields
 
-// The option names of the library's enums (CLI, config.json, checkpoints).
-inline constexpr EnumNames<Reduction, 3> kReductionNames{
-    {{Reduction::None, "none"}, {Reduction::Mean, "mean"}, {Reduction::Sum, "sum"}}};
-inline constexpr EnumNames<UpdateRule, 3> kUpdateNames{
-    {{UpdateRule::Paper, "paper"}, {UpdateRule::Mean, "mean"}, {UpdateRule::Gradient, "gradient"}}};
-inline constexpr EnumNames<Init, 4> kInitNames{{{Init::Zeros, "zeros"},
-                                                {Init::Normal, "normal"},
-                                                {Init::Xavier, "xavier"},
-                                                {Init::FirstSight, "first-sight"}}};
+// The option names of the library's enums (CLI, config.json, checkpoints): the library's own
+// tables (include/centerloss/types.h, center_loss.h), so every front end spells them alike.
+using centerloss::kInitNames;
+using centerloss::kReductionNames;
+inline constexpr const auto& kUpdateNames = centerloss::kUpdateRuleNames;
 
 // Parsing (throws std::invalid_argument naming the option) and naming, from the tables above.
 inline Reduction parse_reduction(const std::string& name) {
@@ -67,7 +63,10 @@ inline Reduction parse_reduction(const std::string& name) {
 inline UpdateRule parse_update(const std::string& name) {
   return parse_enum(kUpdateNames, name, "--update");
 }
-inline Init parse_init(const std::string& name) { return parse_enum(kInitNames, name, "--init"); }
+// "first-sight" is how configs written before the one vocabulary spell first_sight.
+inline Init parse_init(const std::string& name) {
+  return parse_enum(kInitNames, name == "first-sight" ? "first_sight" : name, "--init");
+}
 inline std::string reduction_name(Reduction reduction) {
   return enum_name(kReductionNames, reduction);
 }

@@ -7,13 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "centerloss/types.h"
+
 namespace centerloss::trainer {
 
 template <typename E>
-struct EnumName {
-  E value;
-  const char* name;
-};
+using EnumName = centerloss::OptionName<E>;
 
 template <typename E, size_t N>
 using EnumNames = std::array<EnumName<E>, N>;

@@ -5,7 +5,6 @@
 #include <c10/util/Exception.h>
 
 #include "centerloss/types.h"
-#include "kernels.h"
 
 namespace centerloss::checks {
 namespace {
@@ -17,23 +16,6 @@ bool is_supported_feature_dtype(at::ScalarType t) {
 bool is_supported_center_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kDouble; }
 
 }  // namespace
-
-int64_t first_bad_label_position(const at::Tensor& labels64, int64_t num_classes) {
-  if (labels64.numel() == 0) return -1;
-  if (labels64.is_cpu()) {
-    const int64_t* y = labels64.data_ptr<int64_t>();
-    for (int64_t i = 0; i < labels64.numel(); ++i) {
-      if (y[i] < 0 || y[i] >= num_classes) return i;
-    }
-    return -1;
-  }
-#if defined(CENTERLOSS_WITH_CUDA)
-  if (labels64.is_cuda()) return kernels::first_bad_label_cuda(labels64, num_classes);
-#endif
-  const auto bad = labels64.lt(0).logical_or_(labels64.ge(num_classes));
-  if (!bad.any().item<bool>()) return -1;
-  return bad.nonzero().select(1, 0).min().item<int64_t>();
-}
 
 at::Tensor labels_as_int64(const at::Tensor& labels) {
   if (labels.scalar_type() == at::kLong && labels.is_contiguous()) return labels;
@@ -74,18 +56,9 @@ void check_batch_layout(const char* op, const at::Tensor& features, const at::Te
 at::Tensor check_batch(const char* op, const at::Tensor& features, const at::Tensor& labels,
                        const at::Tensor& centers) {
   check_batch_layout(op, features, labels, centers);
-  return check_batch_values(op, features, labels, centers);
-}
-
-at::Tensor check_batch_values(const char* op, const at::Tensor& features, const at::Tensor& labels,
-                              const at::Tensor& centers) {
   TORCH_CHECK(features.is_cpu() || features.is_cuda(), op,
               ": only CPU and CUDA tensors are supported, got ", features.device());
-
-  const at::Tensor labels64 = labels_as_int64(labels);
-  const int64_t bad = first_bad_label_position(labels64, centers.size(0));
-  if (bad >= 0) fail_bad_label(op, labels64, bad, centers.size(0));
-  return labels64;
+  return labels_as_int64(labels);
 }
 
 void fail_bad_label(const char* op, const at::Tensor& labels64, int64_t position,
@@ -104,6 +77,26 @@ void check_skip_counter(const char* op, const at::Tensor& skipped, const at::Ten
               " of shape ", skipped.defined() ? skipped.sizes() : at::IntArrayRef{});
   TORCH_CHECK(skipped.device() == centers.device(), op, ": skipped is on ", skipped.device(),
               " but centers is on ", centers.device());
+}
+
+void check_seen(const char* op, const at::Tensor& seen, const at::Tensor& centers) {
+  TORCH_CHECK(seen.dim() == 1 && seen.size(0) == centers.size(0) &&
+                  seen.scalar_type() == at::kBool,
+              op, ": seen must be a bool tensor of shape [K] = [", centers.size(0), "], got ",
+              seen.scalar_type(), " of shape ", seen.sizes());
+  TORCH_CHECK(seen.device() == centers.device(), op, ": seen is on ", seen.device(),
+              " but centers is on ", centers.device());
+}
+
+void check_backward(const char* op, const at::Tensor& grad_loss, const at::Tensor& grad_basis) {
+  TORCH_CHECK(grad_basis.dim() == 2, op, ": grad_basis must be 2-D [N, D], got shape ",
+              grad_basis.sizes());
+  TORCH_CHECK(grad_loss.dim() == 0 ||
+                  (grad_loss.dim() == 1 && grad_loss.size(0) == grad_basis.size(0)),
+              op, ": grad_loss must be a scalar or have shape [N] = [", grad_basis.size(0),
+              "], got shape ", grad_loss.sizes());
+  TORCH_CHECK(grad_loss.device() == grad_basis.device(), op, ": grad_loss is on ",
+              grad_loss.device(), " but grad_basis is on ", grad_basis.device());
 }
 
 void check_margin(const char* op, double margin) {
