@@ -9,6 +9,7 @@ process:
     .venv/bin/python bench/bench_kernels.py                       # the default sweep below
     .venv/bin/python bench/bench_kernels.py --n 4096 --d 512 --k 1000000 --huge-pages both
     .venv/bin/python bench/bench_kernels.py --n 512 4096 --d 128 --one-pass both  # the choice
+    .venv/bin/python bench/bench_kernels.py --isa default --reuse-saved-basis both  # the switch
 
 Prints one line per (variant, N, D, K): forward, backward and update times, their sum, then
 forward and update timed together as two ops and as the one op the module runs (_forward_step_),
@@ -124,9 +125,10 @@ TIMED = ("forward", "backward", "update", "two_ops", "forward_step", "grad_unit"
          "grad_lambda_retained")
 
 
-def run_worker(args, isa: str, threads: int, huge: str, one_pass: str) -> list:
+def run_worker(args, isa: str, threads: int, huge: str, one_pass: str, reuse: str) -> list:
     """One worker process for one variant; its rows (medians in us)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), CENTERLOSS_CPU_ONE_PASS=one_pass)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), CENTERLOSS_CPU_ONE_PASS=one_pass,
+               CENTERLOSS_REUSE_SAVED_BASIS="1" if reuse == "on" else "0")
     env.pop("CENTERLOSS_CPU_ISA", None)
     if isa == "baseline":
         env["CENTERLOSS_CPU_ISA"] = "baseline"
@@ -138,7 +140,8 @@ def run_worker(args, isa: str, threads: int, huge: str, one_pass: str) -> list:
     if out.returncode != 0:
         raise SystemExit(f"bench_kernels.py worker failed ({isa}, {threads} threads, huge pages "
                          f"{huge}, one pass {one_pass}):\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return [dict(row, reuse_saved_basis=reuse)
+            for row in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
 def main(argv=None) -> int:
@@ -152,6 +155,9 @@ def main(argv=None) -> int:
     p.add_argument("--one-pass", choices=["auto", "never", "always", "both"], default="auto",
                    help="CENTERLOSS_CPU_ONE_PASS for the one op (both: never and always, the "
                         "two paths the default chooses between)")
+    p.add_argument("--reuse-saved-basis", choices=["on", "off", "both"], default="on",
+                   help="CENTERLOSS_REUSE_SAVED_BASIS: whether autograd gets the forward's saved "
+                        "basis as the features' gradient (on) or a new tensor (off)")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                    help="the features' dtype (centers are float32)")
     p.add_argument("--iters", type=int, default=200)
@@ -172,31 +178,32 @@ def main(argv=None) -> int:
     isas = ["default", "baseline"] if args.isa == "both" else [args.isa]
     pages = ["on", "off"] if args.huge_pages == "both" else [args.huge_pages]
     passes = ["never", "always"] if args.one_pass == "both" else [args.one_pass]
-    variants = list(itertools.product(isas, args.threads, pages, passes))
+    reuses = ["on", "off"] if args.reuse_saved_basis == "both" else [args.reuse_saved_basis]
+    variants = list(itertools.product(isas, args.threads, pages, passes, reuses))
     # Every repeat runs each variant's process once, in turn, so that the VM's slow minutes fall
     # on all of them; each figure is the median over the repeats of the processes' medians.
     runs = {}
     for repeat in range(args.repeat):
-        for isa, threads, huge, one_pass in variants:
-            for r in run_worker(args, isa, threads, huge, one_pass):
-                key = (isa, threads, huge, one_pass, r["N"], r["D"], r["K"])
+        for isa, threads, huge, one_pass, reuse in variants:
+            for r in run_worker(args, isa, threads, huge, one_pass, reuse):
+                key = (isa, threads, huge, one_pass, reuse, r["N"], r["D"], r["K"])
                 runs.setdefault(key, []).append(r)
         if args.repeat > 1:
             print(f"repeat {repeat + 1}/{args.repeat} done", flush=True)
-    print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'pass':>6} {'N':>5} {'D':>4} {'K':>8} "
+    print(f"{'isa':>8} {'thr':>3} {'huge':>4} {'pass':>6} {'reuse':>5} {'N':>5} {'D':>4} {'K':>8} "
           f"{'forward':>9} {'backward':>9} {'update':>9} {'sum':>9} {'two ops':>9} "
           f"{'one op':>9} {'grad 1':>9} {'grad .01':>9} {'retained':>9}  (us, medians; two ops ="
           f" forward then update in one loop; one op = _forward_step_, the module's forward and"
           f" update; grad: that op with autograd.grad for a loss gradient of 1, of 0.01, and of"
           f" 0.01 with retain_graph)")
     rows = []
-    for (isa, threads, huge, one_pass, *_), repeats in runs.items():
+    for (isa, threads, huge, one_pass, reuse, *_), repeats in runs.items():
         r = dict(repeats[0], repeats=len(repeats))  # one_pass: as the worker read it
         for key in TIMED:
             r[key] = statistics.median(x[key] for x in repeats)
         rows.append(r)
         total = r["forward"] + r["backward"] + r["update"]
-        print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {one_pass:>6} "
+        print(f"{r['isa']:>8} {r['threads']:>3} {r['huge_pages']:>4} {one_pass:>6} {reuse:>5} "
               f"{r['N']:>5} {r['D']:>4} {r['K']:>8} {r['forward']:9.1f} "
               f"{r['backward']:9.1f} {r['update']:9.1f} {total:9.1f} "
               f"{r['two_ops']:9.1f} {r['forward_step']:9.1f} {r['grad_unit']:9.1f} "
