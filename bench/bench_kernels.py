@@ -38,7 +38,7 @@ def time_alternating_us(fns: dict, make_input, iters: int, warmup: int = 10) -> 
     (on a shared VM separate loops differ by 10-20% from one minute to the next). Each call
     takes the next label batch, as training does: when the fns shared one batch per round, the
     first paid the cache misses on its center rows and the others found them cached, which made
-    the first up to 2x slower at K = 10^6 (before 2026-11-29 03:00 UTC)."""
+    the first up to 2x slower at K = 10^6."""
     for _ in range(warmup):
         for fn in fns.values():
             fn(make_input())
@@ -102,7 +102,7 @@ def worker(args) -> None:
                 # The module's step with its backward (_center_loss_step_ + autograd.grad):
                 # loss gradient 1 (the saved basis is the gradient), 0.01 with the graph freed
                 # (scaled in place) and 0.01 with the graph retained (the backward op writes a
-                # new tensor, as every loss gradient did before 2026-11-29).
+                # new tensor).
                 xg = x.clone().requires_grad_(True)
                 unit, lam = torch.ones(()), torch.full((), 0.01)
 

@@ -224,7 +224,7 @@ def parse_args(argv=None):
                         "turn), so that outside load hits all of them alike")
     p.add_argument("--label-batches", type=int, default=8,
                    help="distinct label batches the timed steps cycle through (1: the same "
-                        "batch every step, as before 2026-11-28 23:00 UTC)")
+                        "batch every step)")
     p.add_argument("--mem-limit-gb", type=float, default=4.0,
                    help="CPU: skip the distmat recipe above this estimated memory")
     p.add_argument("--max-gflop", type=float, default=20.0,

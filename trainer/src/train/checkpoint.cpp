@@ -175,7 +175,7 @@ void CheckpointFile::restore(TrainState& state) {
     archive_.read("epoch", epoch);
     archive_.read("rng", rng);
     state.epoch = epoch.item<int64_t>();
-    // Checkpoints written before 2026-11-29 have no digest: they load unchecked.
+    // Checkpoints written before the digest existed have none: they load unchecked.
     if (archive_.try_read("digest", digest)) {
       const int64_t stored = digest.item<int64_t>(),
                     found = state_digest(state, rng, config_text());

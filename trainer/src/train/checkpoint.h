@@ -13,7 +13,7 @@
 //   digest            int64 scalar: CRC-32 of the restored state (the config text, every tensor
 //                     above with its name, the optimizers' hyperparameters); restore() refuses a
 //                     checkpoint whose contents do not match it
-//                     (torch's reader does not verify its records). Absent before 2026-11-29.
+//                     (torch's reader does not verify its records). Older checkpoints lack it.
 #pragma once
 
 #include <torch/optim/sgd.h>
