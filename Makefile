@@ -42,8 +42,11 @@ cli: $(BUILD)/build.ninja
 test-cpp: build
 	cd $(BUILD) && OMP_NUM_THREADS=$(THREADS) ctest --output-on-failure -j 2
 
+# tests/python: the package and the op on every device (cuda variants skip without a GPU);
+# tests/trainer: the command line end to end.
 test-python: build
-	CENTERLOSS_CLI=$(BUILD)/trainer/centerloss OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q tests/python
+	CENTERLOSS_CLI=$(BUILD)/trainer/centerloss OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q \
+	  tests/python tests/trainer
 
 test: test-cpp test-python
 
