@@ -1,6 +1,7 @@
 """Plain, obviously-correct center loss written with torch primitives (spec section 8).
 
-Used only by the tests, as the yardstick for the C++ and CUDA kernels.
+Used only by the tests, as the yardstick for the C++ and CUDA kernels; below it, what the op
+tests on every device share: dtypes, shapes, tolerances, seeded cases.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def updated_centers(centers, features, labels, alpha=0.5, rule="paper"):
     return out
 
 
-# Shared by the CPU and CUDA tests: the spec's dtypes, the random cases and their generator.
+# Shared by the tests on every device: the spec's dtypes, the random cases and their generator.
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 SHAPES = [  # (N, D, K)
     (1, 1, 1),
@@ -54,6 +55,33 @@ SHAPES = [  # (N, D, K)
     (2048, 512, 37),
     (3000, 16, 100000),
 ]
+# Shapes that take the CUDA kernels' other paths (one-block sort up to 1024 and up to 4096 rows,
+# device-wide sort above), added to SHAPES on that device.
+CUDA_SHAPES = [(4096, 40, 3), (6000, 24, 500)]
+
+
+# (loss rtol, loss atol, gradient atol relative to the largest gradient) per device and feature
+# dtype: half types carry ~3 significant digits; CUDA sums in another order.
+TOL = {
+    "cpu": {
+        torch.float32: (1e-5, 1e-6, 1e-6),
+        torch.float64: (1e-12, 1e-12, 1e-12),
+        torch.float16: (1e-5, 1e-6, 2e-3),
+        torch.bfloat16: (1e-5, 1e-6, 1.6e-2),
+    },
+    "cuda": {
+        torch.float32: (1e-5, 1e-6, 1e-5),
+        torch.float64: (1e-12, 1e-6, 1e-12),
+        torch.float16: (1e-5, 1e-6, 2e-3),
+        torch.bfloat16: (1e-5, 1e-6, 1.6e-2),
+    },
+}
+
+
+def per_device(cpu_cases, cuda_cases):
+    """Rows ("cpu", *case) and ("cuda", *case) for a parametrize that starts with "device", for
+    tests whose cases differ by device (tests/python/conftest.py marks the cuda rows)."""
+    return [("cpu", *case) for case in cpu_cases] + [("cuda", *case) for case in cuda_cases]
 
 
 def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
@@ -63,3 +91,22 @@ def make_case(n, d, k, dtype, seed, centers_dtype=torch.float32):
     labels = torch.randint(0, k, (n,), generator=g)
     centers = torch.randn(k, d, generator=g, dtype=torch.float64).to(centers_dtype)
     return features, labels, centers
+
+
+def max_abs_diff(a, b):
+    """Largest absolute difference of two tensors on any devices, in float64 (0 when empty)."""
+    return (a.cpu().double() - b.cpu().double()).abs().max().item() if a.numel() else 0.0
+
+
+class deterministic:
+    """Context manager: torch.use_deterministic_algorithms(on), restored on exit."""
+
+    def __init__(self, on):
+        self.on = on
+
+    def __enter__(self):
+        self.before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(self.on)
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.before)

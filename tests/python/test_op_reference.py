@@ -1,4 +1,5 @@
-"""The C++ op against the primitive-based reference (spec section 8), on CPU."""
+"""The C++ op against the primitive-based reference (spec section 8), on every device; on CUDA
+also against the CPU op (tests/python/conftest.py: the `device` fixture)."""
 from __future__ import annotations
 
 import itertools
@@ -8,153 +9,183 @@ import torch
 
 import centerloss
 import reference
-from reference import DTYPES, SHAPES, make_case
+from reference import (CUDA_SHAPES, DTYPES, SHAPES, TOL, deterministic, make_case, max_abs_diff,
+                       per_device)
 
-# (loss rtol, gradient atol) per feature dtype: half types carry ~3 significant digits.
-TOL = {
-    torch.float32: (1e-5, 1e-6),
-    torch.float64: (1e-12, 1e-12),
-    torch.float16: (1e-5, 2e-3),
-    torch.bfloat16: (1e-5, 1.6e-2),
-}
-
-
+REDUCTIONS = ["mean", "sum", "none"]
+# CUDA also runs float64 centers with every feature dtype, and both deterministic modes (its
+# center sums differ between them); the CPU's float64 centers are in the tests below and in
+# test_forward_step.py.
+CENTERS_DTYPES = {"cpu": [torch.float32], "cuda": [torch.float32, torch.float64]}
+DETERMINISTIC = {"cpu": [False], "cuda": [False, True]}
 
 
-@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("device,n,d,k", per_device(SHAPES, SHAPES + CUDA_SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("margin", [0.0, 0.7])
-def test_loss_and_gradient_match_reference(n, d, k, dtype, margin):
-    features, labels, centers = make_case(n, d, k, dtype, seed=n * 31 + d * 7 + k)
-    rtol, grad_atol = TOL[dtype]
-    for reduction in ("mean", "sum", "none"):
-        x = features.clone().requires_grad_(True)
-        got = centerloss.center_loss(x, labels, centers, margin=margin, reduction=reduction)
+def test_loss_and_gradient_match_reference(device, n, d, k, dtype, margin):
+    loss_rtol, loss_atol, grad_atol = TOL[device][dtype]
+    for centers_dtype, reduction in itertools.product(CENTERS_DTYPES[device], REDUCTIONS):
+        where = f"centers {centers_dtype} {reduction}"
+        features, labels, centers = make_case(n, d, k, dtype, n * 31 + d * 7 + k, centers_dtype)
+        x = features.to(device, copy=True).requires_grad_(True)
+        got = centerloss.center_loss(x, labels.to(device), centers.to(device), margin, reduction)
         # The reference sees the same rounded inputs, upcast; the op accumulates in float32.
-        x_ref = features.to(torch.float64).clone().requires_grad_(True)
+        x_ref = features.to(torch.float64, copy=True).requires_grad_(True)
         want = reference.loss(x_ref, labels, centers.to(torch.float64), margin, reduction)
-        assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
-        torch.testing.assert_close(got.double(), want, rtol=max(rtol, 1e-5 if dtype != torch.float64 else rtol), atol=1e-6 if dtype != torch.float64 else 1e-12)
+        assert got.dtype == reference.acc_dtype(features, centers), where
+        torch.testing.assert_close(got.cpu().double(), want.detach(), rtol=loss_rtol,
+                                   atol=loss_atol, msg=where)
         weight = torch.linspace(0.5, 1.5, n, dtype=got.dtype) if reduction == "none" else None
-        (got * weight).sum().backward() if weight is not None else got.backward()
-        (want * weight.double()).sum().backward() if weight is not None else want.backward()
-        assert x.grad.dtype == dtype
-        scale = x_ref.grad.abs().max().item() if n else 1.0
-        torch.testing.assert_close(
-            x.grad.double(), x_ref.grad, rtol=0, atol=grad_atol * max(scale, 1e-30) + 1e-30
-        )
+        if weight is None:
+            got.backward()
+            want.backward()
+        else:
+            (got * weight.to(device)).sum().backward()
+            (want * weight.double()).sum().backward()
+        assert x.grad.dtype == dtype, where
+        scale = max(x_ref.grad.abs().max().item(), 1e-30)
+        assert max_abs_diff(x.grad, x_ref.grad) <= grad_atol * scale, where
+        if device != "cpu":  # parity with the CPU op
+            x_cpu = features.clone().requires_grad_(True)
+            cpu = centerloss.center_loss(x_cpu, labels, centers, margin, reduction)
+            assert got.dtype == cpu.dtype and got.shape == cpu.shape, where
+            torch.testing.assert_close(got.detach().cpu(), cpu.detach(), rtol=max(loss_rtol, 1e-5),
+                                       atol=1e-6, msg=where)
+            (cpu.backward() if weight is None else (cpu * weight).sum().backward())
+            assert max_abs_diff(x.grad, x_cpu.grad) <= grad_atol * scale, where
 
 
-@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("device,n,d,k", per_device(SHAPES, SHAPES + CUDA_SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("rule", ["paper", "mean"])
-def test_update_matches_reference(n, d, k, dtype, rule):
-    features, labels, centers = make_case(n, d, k, dtype, seed=n + d + k)
-    alpha = 0.3
-    got = centers.clone()
-    applied = centerloss.update_centers_(got, features, labels, alpha=alpha, rule=rule)
-    assert applied.dtype == torch.bool and bool(applied)
-    want = reference.updated_centers(
-        centers.double(), features.double(), labels, alpha, rule
-    ).float()
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    untouched = torch.ones(k, dtype=torch.bool)
-    untouched[labels] = False
-    assert torch.equal(got[untouched], centers[untouched]), "absent classes must not move"
+def test_update_matches_reference(device, n, d, k, dtype, rule):
+    for centers_dtype, det in itertools.product(CENTERS_DTYPES[device], DETERMINISTIC[device]):
+        where = f"centers {centers_dtype} deterministic={det}"
+        features, labels, centers = make_case(n, d, k, dtype, n + d + k, centers_dtype)
+        alpha = 0.3
+        got = centers.to(device, copy=True)
+        with deterministic(det):
+            applied = centerloss.update_centers_(got, features.to(device), labels.to(device),
+                                                 alpha=alpha, rule=rule)
+        assert applied.device.type == device and applied.dtype == torch.bool, where
+        assert bool(applied), where
+        want = reference.updated_centers(centers.double(), features.double(), labels, alpha, rule)
+        tol = 1e-10 if centers_dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(got.cpu().double(), want, rtol=tol, atol=tol, msg=where)
+        untouched = torch.ones(k, dtype=torch.bool)
+        untouched[labels] = False
+        assert torch.equal(got.cpu()[untouched], centers[untouched]), "absent classes moved"
+        if device != "cpu":  # parity with the CPU op
+            cpu = centers.clone()
+            centerloss.update_centers_(cpu, features, labels, alpha, rule)
+            torch.testing.assert_close(got.cpu(), cpu, rtol=tol, atol=tol, msg=where)
 
 
 @pytest.mark.parametrize("rule", ["paper", "mean"])
-def test_update_float64_centers_exact(rule):
+def test_update_float64_centers_exact(device, rule):
     features, labels, centers = make_case(500, 9, 13, torch.float64, 3, torch.float64)
-    got = centers.clone()
-    centerloss.update_centers_(got, features, labels, alpha=0.9, rule=rule)
+    got = centers.to(device, copy=True)
+    centerloss.update_centers_(got, features.to(device), labels.to(device), alpha=0.9, rule=rule)
     want = reference.updated_centers(centers, features, labels, 0.9, rule)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    tol = 1e-12 if device == "cpu" else 1e-10  # CUDA sums in another order
+    torch.testing.assert_close(got.cpu(), want, rtol=tol, atol=tol)
 
 
-def test_labels_cover_every_class_and_one_label_repeated():
-    features, _, centers = make_case(1000, 8, 10, torch.float32, 5)
-    for labels in (torch.arange(1000) % 10, torch.full((1000,), 4)):
-        got = centers.clone()
-        centerloss.update_centers_(got, features, labels)
+# (N, K): the CPU case, then sizes that take each CUDA sort path; D = 8.
+COVER_CASES = [(1000, 10), (1, 1), (300, 1), (4096, 5), (6000, 2)]
+
+
+@pytest.mark.parametrize("n,k", COVER_CASES)
+def test_labels_cover_every_class_and_one_label_repeated(device, n, k):
+    features, _, centers = make_case(n, 8, k, torch.float32, n + k)
+    for labels in (torch.arange(n) % k, torch.full((n,), k - 1)):
+        got = centers.to(device, copy=True)
+        centerloss.update_centers_(got, features.to(device), labels.to(device))
         want = reference.updated_centers(centers.double(), features.double(), labels).float()
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(
-            centerloss.center_loss(features, labels, centers).double(),
+            centerloss.center_loss(features.to(device), labels.to(device),
+                                   centers.to(device)).cpu().double(),
             reference.loss(features.double(), labels, centers.double()),
             rtol=1e-5,
             atol=1e-6,
         )
 
 
-def test_integer_label_dtypes_agree():
+def test_integer_label_dtypes_agree(device):
     features, labels, centers = make_case(50, 4, 6, torch.float32, 11)
+    features, labels, centers = features.to(device), labels.to(device), centers.to(device)
     want = centerloss.center_loss(features, labels, centers)
     for dtype in (torch.int32, torch.int16, torch.uint8):
         assert torch.equal(centerloss.center_loss(features, labels.to(dtype), centers), want)
 
 
-def test_non_contiguous_inputs_give_the_contiguous_result():
+def test_non_contiguous_inputs_give_the_contiguous_result(device):
     features, labels, centers = make_case(64, 12, 9, torch.float32, 9)
+    features, labels, centers = features.to(device), labels.to(device), centers.to(device)
     x_strided = features.t().contiguous().t()  # column-major
     y_strided = torch.stack([labels, labels], 1)[:, 0]
     c_strided = centers.t().contiguous().t()
     assert not x_strided.is_contiguous() and not y_strided.is_contiguous()
     assert not c_strided.is_contiguous()
-    for reduction in ("mean", "none"):
+    for margin, reduction in itertools.product([0.0, 0.3], REDUCTIONS):
         assert torch.equal(
-            centerloss.center_loss(x_strided, y_strided, c_strided, reduction=reduction),
-            centerloss.center_loss(features, labels, centers, reduction=reduction),
-        )
-    a, b = centers.clone(), c_strided.clone()
-    b = b.t().contiguous().t()
-    centerloss.update_centers_(a, features, labels)
-    centerloss.update_centers_(b, x_strided, y_strided)
-    assert torch.equal(a, b)
+            centerloss.center_loss(x_strided, y_strided, c_strided, margin, reduction),
+            centerloss.center_loss(features, labels, centers, margin, reduction),
+        ), (margin, reduction)
+    for rule in ("paper", "mean"):
+        a, b = centers.clone(), c_strided.clone()
+        b = b.t().contiguous().t()
+        centerloss.update_centers_(a, features, labels, 0.5, rule)
+        centerloss.update_centers_(b, x_strided, y_strided, 0.5, rule)
+        assert not b.is_contiguous() and torch.equal(a, b), rule
 
 
-def test_empty_batch():
-    centers = torch.randn(4, 3)
-    x = torch.zeros(0, 3, requires_grad=True)
-    y = torch.zeros(0, dtype=torch.long)
+def test_empty_batch(device):
+    centers = torch.randn(4, 3, device=device)
+    x = torch.zeros(0, 3, device=device, requires_grad=True)
+    y = torch.zeros(0, dtype=torch.long, device=device)
     for reduction, shape in (("mean", ()), ("sum", ()), ("none", (0,))):
         loss = centerloss.center_loss(x, y, centers, reduction=reduction)
         assert loss.shape == shape and loss.sum().item() == 0.0
         loss.sum().backward()
         assert x.grad.shape == (0, 3)
     before = centers.clone()
-    assert bool(centerloss.update_centers_(centers, x.detach(), y))
+    applied = centerloss.update_centers_(centers, x.detach(), y)
+    assert applied.device.type == device and bool(applied)
     assert torch.equal(centers, before)
 
 
-def test_margin_zero_inside_and_exact_outside():
-    centers = torch.zeros(1, 2)
-    x = torch.tensor([[0.3, 0.4], [3.0, 4.0]], requires_grad=True)  # distances 0.5 and 5
-    y = torch.zeros(2, dtype=torch.long)
+def test_margin_zero_inside_and_exact_outside(device):
+    centers = torch.zeros(1, 2, device=device)
+    x = torch.tensor([[0.3, 0.4], [3.0, 4.0]], device=device, requires_grad=True)  # d 0.5 and 5
+    y = torch.zeros(2, dtype=torch.long, device=device)
     loss = centerloss.center_loss(x, y, centers, margin=1.0, reduction="none")
-    torch.testing.assert_close(loss, torch.tensor([0.0, 0.5 * 16.0]))
+    torch.testing.assert_close(loss.cpu(), torch.tensor([0.0, 0.5 * 16.0]))
     loss.sum().backward()
     # inside the margin: zero gradient; outside: (d - rho) / d * (x - c) = 0.8 * x
-    torch.testing.assert_close(x.grad, torch.tensor([[0.0, 0.0], [2.4, 3.2]]))
+    torch.testing.assert_close(x.grad.cpu(), torch.tensor([[0.0, 0.0], [2.4, 3.2]]))
 
 
 @pytest.mark.parametrize("margin,reduction", list(itertools.product([0.0, 0.4], ["mean", "sum", "none"])))
-def test_gradcheck_float64(margin, reduction):
+def test_gradcheck_float64(device, margin, reduction):
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(12, 5, dtype=torch.float64, generator=g, requires_grad=True)
-    c = torch.randn(4, 5, dtype=torch.float64, generator=g, requires_grad=True)
-    y = torch.randint(0, 4, (12,), generator=g)
+    x = torch.randn(12, 5, dtype=torch.float64, generator=g).to(device).requires_grad_(True)
+    c = torch.randn(4, 5, dtype=torch.float64, generator=g).to(device).requires_grad_(True)
+    y = torch.randint(0, 4, (12,), generator=g).to(device)
     fn = lambda x, c: centerloss.center_loss(x, y, c, margin=margin, reduction=reduction)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, c))
+    # CUDA sums the centers' gradient with atomics: two backward passes may differ in the last bits.
+    assert torch.autograd.gradcheck(fn, (x, c), nondet_tol=0.0 if device == "cpu" else 1e-12)
 
 
-def test_center_gradient_is_minus_scaled_sum():
+def test_center_gradient_is_minus_scaled_sum(device):
     features, labels, centers = make_case(40, 3, 5, torch.float32, 21)
-    c = centers.clone().requires_grad_(True)
-    centerloss.center_loss(features, labels, c).backward()
+    c = centers.to(device, copy=True).requires_grad_(True)
+    centerloss.center_loss(features.to(device), labels.to(device), c).backward()
     c_ref = centers.double().requires_grad_(True)
     reference.loss(features.double(), labels, c_ref).backward()
-    torch.testing.assert_close(c.grad.double(), c_ref.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(c.grad.cpu().double(), c_ref.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_backward_uses_the_centers_of_the_forward_and_supports_retain_graph():
@@ -319,21 +350,22 @@ def test_double_backward_with_a_margin_is_refused(op):
     assert torch.isfinite(grad).all()
 
 
-def test_opcheck_every_op():
+def test_opcheck_every_op(device):
     features, labels, centers = make_case(9, 3, 4, torch.float64, 8, torch.float64)
-    x = features.requires_grad_(True)
+    features, labels, centers = features.to(device), labels.to(device), centers.to(device)
+    x = features.clone().requires_grad_(True)
     c = centers.clone().requires_grad_(True)
     ops = torch.ops.centerloss
     for reduction in (0, 1, 2):
         torch.library.opcheck(ops.center_loss.default, (x, labels, c, 0.25, reduction))
         torch.library.opcheck(ops.forward.default, (x.detach(), labels, centers, 0.0, reduction))
-    torch.library.opcheck(ops.update_centers_.default, (centers.clone(), features.detach(), labels, 0.5, 0))
+    torch.library.opcheck(ops.update_centers_.default, (centers.clone(), features, labels, 0.5, 0))
     torch.library.opcheck(
         ops.init_centers_first_sight_.default,
-        (centers.clone(), torch.zeros(4, dtype=torch.bool), features.detach(), labels),
+        (centers.clone(), torch.zeros(4, dtype=torch.bool, device=device), features, labels),
     )
     # The modules' one op (schema with two mutated arguments, Meta kernel, autograd).
-    skipped = torch.zeros((), dtype=torch.long)
+    skipped = torch.zeros((), dtype=torch.long, device=device)
     for reduction in (0, 1, 2):
         torch.library.opcheck(ops._forward_step_.default,
                               (x.detach(), labels, centers.clone(), skipped, 0.25, reduction,

@@ -1,10 +1,9 @@
-"""The module's center step (the step half of op _forward_step_, spec section 3 and 7) on the
-CPU, and the class grouping and small-D paths the center update shares with it.
+"""The module's center step (the step half of op _forward_step_, spec section 3 and 7) on every
+device, and the CPU's class grouping and small-D paths the center update shares with it.
 
 The step must move the centers exactly as update_centers_ does, count a skipped (non-finite)
 batch in the module's counter instead of returning a verdict, and leave every center untouched
-then. Its guards on the GPU are tested in test_cuda_ops.py; the one op's bits against the two
-ops in test_forward_step.py.
+then. The one op's bits against the two ops are tested in test_forward_step.py.
 """
 from __future__ import annotations
 
@@ -19,25 +18,53 @@ def step(centers, skipped, features, labels, alpha, rule):
     torch.ops.centerloss._forward_step_(features, labels, centers, skipped, 0.0, 1, alpha, rule)
 
 
-@pytest.mark.parametrize("n,d,k", reference.SHAPES)
+SHAPES_BY_DEVICE = reference.per_device(reference.SHAPES,
+                                        reference.SHAPES + reference.CUDA_SHAPES)
+
+
+def on(device, *tensors):
+    return [t.to(device) for t in tensors]
+
+
+@pytest.mark.parametrize("device,n,d,k", SHAPES_BY_DEVICE)
 @pytest.mark.parametrize("rule,code", [("paper", 0), ("mean", 1)])
-def test_step_matches_update_centers_bitwise(n, d, k, rule, code):
-    features, labels, centers = reference.make_case(n, d, k, torch.float32, 11 * n + d)
+def test_step_matches_update_centers_bitwise(device, n, d, k, rule, code):
+    features, labels, centers = on(device,
+                                   *reference.make_case(n, d, k, torch.float32, 11 * n + d))
     expected = centers.clone()
     centerloss.update_centers_(expected, features, labels, 0.3, rule)
-    skipped = torch.zeros((), dtype=torch.long)
+    skipped = torch.zeros((), dtype=torch.long, device=device)
     step(centers, skipped, features, labels, 0.3, code)
     assert torch.equal(centers, expected)
     assert int(skipped) == 0
 
 
+@pytest.mark.parametrize("device,n,d,k", SHAPES_BY_DEVICE)
+def test_step_guards_on_every_shape(device, n, d, k):
+    """A non-finite batch is skipped and counted on the device; a bad label raises in the forward
+    before the step runs, moving nothing and counting nothing."""
+    features, labels, centers = on(device, *reference.make_case(n, d, k, torch.float32, 3 * n + k))
+    skipped = torch.zeros((), dtype=torch.long, device=device)
+    for code in (0, 1):
+        x, c = features.clone(), centers.clone()
+        x[n - 1, d - 1] = float("nan")
+        step(c, skipped, x, labels, 0.3, code)
+        assert torch.equal(c, centers) and int(skipped) == code + 1, code
+        for bad in (-1, k):
+            y, c = labels.clone(), centers.clone()
+            y[n - 1] = bad
+            with pytest.raises(RuntimeError, match=f"found label {bad} at position {n - 1}"):
+                step(c, skipped, features, y, 0.3, code)
+            assert torch.equal(c, centers) and int(skipped) == code + 1, (code, bad)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize("d", [2, 6])
-def test_non_finite_batch_is_skipped_and_counted(bad, d):
-    features, labels, centers = reference.make_case(40, d, 5, torch.float32, 3)
+def test_non_finite_batch_is_skipped_and_counted(device, bad, d):
+    features, labels, centers = on(device, *reference.make_case(40, d, 5, torch.float32, 3))
     features[39, d - 1] = bad
     before = centers.clone()
-    skipped = torch.tensor([7])
+    skipped = torch.tensor([7], device=device)
     step(centers, skipped, features, labels, 0.5, 0)
     assert torch.equal(centers, before)
     assert int(skipped) == 8
@@ -51,17 +78,18 @@ def test_non_finite_batch_is_skipped_and_counted(bad, d):
         (torch.zeros((), dtype=torch.long, device="meta"), "skipped is on meta"),
     ],
 )
-def test_bad_counter_is_named_and_changes_nothing(skipped, message):
-    features, labels, centers = reference.make_case(8, 3, 4, torch.float32, 5)
+def test_bad_counter_is_named_and_changes_nothing(device, skipped, message):
+    features, labels, centers = on(device, *reference.make_case(8, 3, 4, torch.float32, 5))
+    skipped = skipped if skipped.device.type == "meta" else skipped.to(device)
     before = centers.clone()
     with pytest.raises(RuntimeError, match="centerloss._forward_step_: " + message):
         step(centers, skipped, features, labels, 0.5, 0)
     assert torch.equal(centers, before)
 
 
-def test_module_forward_steps_like_update_centers():
-    features, labels, _ = reference.make_case(64, 8, 10, torch.float32, 9)
-    module = centerloss.CenterLoss(10, 8, alpha=0.4, init="normal")
+def test_module_forward_steps_like_update_centers(device):
+    features, labels, _ = on(device, *reference.make_case(64, 8, 10, torch.float32, 9))
+    module = centerloss.CenterLoss(10, 8, alpha=0.4, init="normal").to(device)
     expected = module.centers.clone()
     loss = module(features, labels)
     centerloss.update_centers_(expected, features, labels, 0.4)
@@ -101,13 +129,14 @@ def test_module_starts_from_zero_centers_in_reused_memory(k):
 @pytest.mark.parametrize("dtype", reference.DTYPES)
 @pytest.mark.parametrize("n,k", [(64, 4), (400, 3), (40, 40)])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-def test_guard_with_few_and_many_classes_per_batch(dtype, n, k, bad):
+def test_guard_with_few_and_many_classes_per_batch(device, dtype, n, k, bad):
     """A non-finite value in the first, a middle or the last row stops the whole step."""
     features, labels, centers = reference.make_case(n, 7, k, dtype, n + k)
     expected = reference.updated_centers(centers, features, labels, 0.5)
+    features, labels, centers = on(device, features, labels, centers)
     clean = centers.clone()
     assert bool(centerloss.update_centers_(clean, features, labels))
-    torch.testing.assert_close(clean, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(clean.cpu(), expected, rtol=1e-5, atol=1e-5)
     for row in (0, n // 2, n - 1):
         x = features.clone()
         x[row, 6 if row else 0] = bad

@@ -1,25 +1,22 @@
-"""The CUDA op inside CUDA graphs (torch.cuda.graph): the training step captured once and
-replayed gives the eager step's loss, gradient and centers; a bad label, which cannot raise
-inside a replay, gives a NaN loss, a zero gradient row and no center step (counted as skipped).
+"""What only CUDA has: the op on side streams, and inside CUDA graphs (torch.cuda.graph): the
+training step captured once and replayed gives the eager step's loss, gradient and centers; a
+bad label, which cannot raise inside a replay, gives a NaN loss, a zero gradient row and no
+center step (counted as skipped).
 
-Skipped without a CUDA device. Runs under pytest, or as `python tests/python/test_cuda_graphs.py`
-where pytest is not installed. The host logic of the same paths runs on the CPU in CI
-(tests/cpp/test_op_glue.cpp).
+Marked `cuda` (tests/python/conftest.py): skipped without a CUDA device. The host logic of the
+same paths runs on the CPU in CI (tests/cpp/test_op_glue.cpp).
 """
 from __future__ import annotations
 
 import copy
-import os
-import sys
 
+import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import centerloss
+import reference
 
-import centerloss  # noqa: E402
-from plain_runner import cuda_only, run_tests  # noqa: E402
-
-pytestmark = cuda_only()
+pytestmark = pytest.mark.cuda
 
 CUDA = torch.device("cuda")
 N, D, K = 96, 24, 10
@@ -195,5 +192,20 @@ def test_forward_captured_on_a_used_stream_keeps_its_own_scratch():
     assert torch.equal(static_loss, want)
 
 
-if __name__ == "__main__":
-    sys.exit(run_tests(globals(), "test_cuda_graphs"))
+def test_forward_on_side_streams_gives_the_default_streams_result():
+    # Sequential calls (each forward reads its label verdict on the host), so this checks that
+    # each side stream gets a working scratch; overlapping streams are tested in C++
+    # (CudaStreams.ConcurrentForwardsOnTwoStreamsKeepTheirOwnVerdicts).
+    features, labels, centers = reference.make_case(3000, 64, 50, torch.float32, 8)
+    features, labels, centers = features.to(CUDA), labels.to(CUDA), centers.to(CUDA)
+    want = centerloss.center_loss(features, labels, centers)
+    streams = [torch.cuda.Stream() for _ in range(3)]
+    got = []
+    for s in streams:
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            got.append([centerloss.center_loss(features, labels, centers) for _ in range(5)])
+    torch.cuda.synchronize()
+    for values in got:
+        for v in values:
+            assert torch.equal(v, want)
