@@ -1,4 +1,5 @@
-// centerloss::CenterLoss (the LibTorch module): update timing, state, NaN guard, bad input.
+// centerloss::CenterLoss (the LibTorch module): update timing, state, NaN guard, bad input; its
+// training step on every device (tests/cpp/devices.h).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +9,8 @@
 #include <string>
 
 #include "centerloss/center_loss.h"
+#include "centerloss/ops.h"
+#include "devices.h"
 
 namespace {
 
@@ -184,3 +187,46 @@ TEST(Module, InfiniteInitStdIsRefused) {
               std::string::npos);
   }
 }
+
+namespace {
+
+class ModuleOnDevice : public centerloss::testing::OnDevice {};
+
+INSTANTIATE_TEST_SUITE_P(Devices, ModuleOnDevice, centerloss::testing::kEveryDevice,
+                         centerloss::testing::device_test_name);
+
+// The module's step skips the host label check (the forward has just done it, fused into its
+// kernel on CUDA): a bad label must still raise in forward and leave the state as it was, and
+// the step's guard must count a NaN batch (on CUDA without a sync).
+TEST_P(ModuleOnDevice, ForwardChecksLabelsAndStepMatchesUpdateCenters) {
+  torch::manual_seed(5);
+  centerloss::CenterLoss module(
+      centerloss::CenterLossOptions(10, 8).alpha(0.4).init(centerloss::Init::Normal));
+  module->to(device());
+  const auto x = torch::randn({300, 8}, on_device());
+  auto y = torch::randint(10, {300}, on_device(torch::kLong));
+  auto expected = module->centers().clone();
+  module->forward(x, y);
+  centerloss::update_centers_(expected, x, y, 0.4);
+  EXPECT_TRUE(torch::equal(module->centers(), expected));
+  EXPECT_EQ(module->skipped_updates(), 0);
+
+  const auto before = module->centers().clone();
+  auto bad = y.clone();
+  bad[257] = 10;
+  try {
+    module->forward(x, bad);
+    ADD_FAILURE() << "label 10 accepted";
+  } catch (const c10::Error& err) {
+    EXPECT_NE(std::string(err.what()).find("found label 10 at position 257"), std::string::npos)
+        << err.what();
+  }
+  EXPECT_TRUE(torch::equal(module->centers(), before));
+  auto x_nan = x.clone();
+  x_nan[299][7] = std::numeric_limits<float>::quiet_NaN();
+  module->forward(x_nan, y);
+  EXPECT_TRUE(torch::equal(module->centers(), before));
+  EXPECT_EQ(module->skipped_updates(), 1);
+}
+
+}  // namespace
