@@ -50,6 +50,15 @@ test-python: build
 
 test: test-cpp test-python
 
+# pytest and its dependencies as wheels in .gpu-wheels/, carried with the tree to the GPU machine
+# (which has no network and may lack pytest): scripts/gpu_check.sh installs them from there.
+# Pure-Python wheels for any Python >= 3.10 there (pip evaluates dependency markers for this
+# interpreter, so exceptiongroup and tomli, pytest's dependencies before 3.11, are named).
+.PHONY: gpu-wheels
+gpu-wheels: $(VENV)/.installed
+	$(PY) -m pip download --quiet --only-binary=:all: --platform any --python-version 3.10 \
+	  -d .gpu-wheels pytest exceptiongroup tomli
+
 # The demo's configuration, chosen from measured step times so that `make demo` from a fresh
 # clone (set-up and build included) takes about 10 minutes here; see docs/trainer.md.
 DEMO_ARGS ?= --arch small --feature-dim 2 --train-limit 20000 --epochs 3 --lr 0.05 --lambda 0.1

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # the phase functions run through `bash -c` (export -f)
 # One GPU check for a bare machine with a CUDA GPU (made for the H200 sessions): builds the
-# library with its CUDA kernels for sm_90, runs the C++ and Python GPU tests, and runs
+# library with its CUDA kernels for sm_90, runs the cuda variants of the C++ and Python op tests
+# (parametrised over devices) and the CUDA-only tests (streams, graphs), and runs
 # bench/bench_step.py on the GPU (at N = D = 512 it also prints the op's device ops per step).
-# Needs: system python3 with torch (CUDA build), nvcc, cmake. No network, no installs. Every
-# phase is timed and a failed phase does not stop the next; the exit status counts failures.
-# Results (JSON, logs) go to $OUT when it is set, else to build-gpu/results.
+# Needs: system python3 with torch (CUDA build), nvcc, cmake. No network: where python3 lacks
+# pytest it is installed from .gpu-wheels/ (`make gpu-wheels` here, then carry .gpu-wheels with
+# the tree) into $BUILD/pytest-site. Every phase is timed and a failed phase does not stop the
+# next; the exit status counts failures. Results (JSON, logs) go to $OUT when it is set, else to
+# build-gpu/results.
 #
 #   bash scripts/gpu_check.sh                 # everything, about 5-7 minutes
 #   ARCH=80 BENCH_ARGS="--device cuda --quick" bash scripts/gpu_check.sh
@@ -93,32 +96,49 @@ configure() {
   fi
 }
 
+# The C++ test programs with cuda variants (tests/cpp/devices.h), and the CUDA-only one.
+CPP_DEVICE_TESTS="test_op_reference test_module"
+CPP_CUDA_TESTS="test_streams_and_graphs"
+# The Python test files with cuda variants (`device` in tests/python/conftest.py), and the
+# CUDA-only one; `-m cuda` picks the cuda variants.
+PY_DEVICE_TESTS="test_op_reference test_update_rules test_nan_guard_and_errors test_forward_step
+  test_step_centers test_state_and_determinism test_streams_and_graphs"
+
 build() {
   local targets=(--target centerloss)
-  grep -q "CENTERLOSS_BUILD_TESTS:BOOL=ON" "$BUILD/CMakeCache.txt" && targets+=(test_cuda_kernels)
+  # shellcheck disable=SC2206  # word lists
+  grep -q "CENTERLOSS_BUILD_TESTS:BOOL=ON" "$BUILD/CMakeCache.txt" &&
+    targets+=($CPP_DEVICE_TESTS $CPP_CUDA_TESTS)
   cmake --build "$BUILD" -j "$JOBS" "${targets[@]}"
 }
 
 cpp_tests() {
-  local exe="$BUILD/tests/cpp/test_cuda_kernels"
-  if [ ! -x "$exe" ]; then
-    echo "C++ GPU tests not built (no GoogleTest): skipped"
-    return 0
-  fi
-  "$exe" --gtest_output="json:$RESULTS/gtest_cuda.json"
+  local rc=0 name exe
+  for name in $CPP_DEVICE_TESTS $CPP_CUDA_TESTS; do
+    exe="$BUILD/tests/cpp/$name"
+    if [ ! -x "$exe" ]; then
+      echo "C++ GPU tests not built (no GoogleTest): skipped"
+      return 0
+    fi
+    local filter='*'
+    [[ " $CPP_DEVICE_TESTS " == *" $name "* ]] && filter='*/cuda*'  # the cuda variants
+    "$exe" --gtest_filter="$filter" --gtest_output="json:$RESULTS/gtest_$name.json" || rc=1
+  done
+  return "$rc"
 }
 
 python_tests() {
-  if "$PY" -c 'import pytest' 2>/dev/null; then
-    "$PY" -m pytest -q -rs tests/python/test_cuda_ops.py tests/python/test_cuda_graphs.py \
-      --junitxml="$RESULTS/pytest_cuda.xml"
-  else
-    echo "pytest not importable: plain runner"
-    local rc=0
-    "$PY" tests/python/test_cuda_ops.py || rc=1
-    "$PY" tests/python/test_cuda_graphs.py || rc=1
-    return "$rc"
+  if ! "$PY" -c 'import pytest' 2>/dev/null; then
+    echo "pytest not importable: installing it from .gpu-wheels (make gpu-wheels)"
+    "$PY" -m pip install --quiet --no-index --find-links .gpu-wheels --target "$BUILD/pytest-site" \
+      pytest || return 1
+    PYTHONPATH="$(realpath "$BUILD/pytest-site"):$PYTHONPATH"
+    export PYTHONPATH
   fi
+  local files=() name
+  for name in $PY_DEVICE_TESTS; do files+=("tests/python/$name.py"); done
+  "$PY" -m pytest -q -rs -p no:cacheprovider -m cuda "${files[@]}" \
+    --junitxml="$RESULTS/pytest_cuda.xml"
 }
 
 bench() {
@@ -130,7 +150,7 @@ bench() {
   "$PY" bench/bench_step.py --time-budget-s "$BENCH_BUDGET" $BENCH_ARGS --out-dir "$RESULTS/bench"
 }
 
-export PY ARCH BUILD JOBS RESULTS BENCH_ARGS
+export PY ARCH BUILD JOBS RESULTS BENCH_ARGS CPP_DEVICE_TESTS CPP_CUDA_TESTS PY_DEVICE_TESTS
 export -f env_info configure build cpp_tests python_tests bench
 
 T_START=$SECONDS
