@@ -55,7 +55,7 @@ def two_ops(features, labels, centers, skipped, margin, reduction, alpha, rule):
     return loss, basis
 
 
-@pytest.mark.parametrize("device,n,d,k,dtype,centers_dtype", ONE_OP_CASES)
+@pytest.mark.parametrize("device,n,d,k,dtype,centers_dtype", ONE_OP_CASES, ids=str)
 def test_one_op_gives_the_two_ops_bits(device, n, d, k, dtype, centers_dtype):
     features, labels, centers = on(device, *reference.make_case(n, d, k, dtype, 7 * n + d,
                                                                 centers_dtype))
