@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -27,6 +28,9 @@ namespace {
 struct Case {
   int64_t n, d, k;
 };
+
+// How GoogleTest (and so CTest's listing) shows a case.
+void PrintTo(const Case& c, std::ostream* os) { *os << "N" << c.n << " D" << c.d << " K" << c.k; }
 
 centerloss::UpdateRule rule_of(bool paper) {
   return paper ? centerloss::UpdateRule::Paper : centerloss::UpdateRule::Mean;
