@@ -149,7 +149,7 @@ def run_config(n, d, k, dtype_name, centers, device, args, compiled, graphs):
         except SystemExit as err:
             if name != "op_graph":
                 raise
-            recipes.pop(name)  # reported, not fatal (tests/python/test_cuda_graphs.py tests it)
+            recipes.pop(name)  # reported, not fatal (tests/python/test_streams_and_graphs.py tests it)
             skipped[name] = "failed its check"
             print(f"  {err}", flush=True)
 
