@@ -54,7 +54,7 @@ TEST(Training, FewStepsLowerTheLoss) {
   const TrainConfig config = tiny_config();
   TrainState state = make_state(config);
   const Dataset data = load_split(kDefaultDataDir, Split::Train, config.classes);
-  const Dataset subset{data.images.slice(0, 0, 256), data.labels.slice(0, 0, 256)};
+  const Dataset subset = limit_samples(data, 256);
   const torch::Tensor targets = remap_labels(subset.labels, config.classes);
   std::vector<double> losses;
   for (int64_t epoch = 1; epoch <= 12; ++epoch) {  // 12 x 4 steps of 64 samples
