@@ -3,54 +3,38 @@ embed with its class and file lists, openset with an LFW pairs file over image f
 --flip-concat, and the bad files of a user's folder (truncated, corrupt, empty, text named .jpg,
 a decompression bomb), which stop a run naming the file or are skipped and listed.
 
-The folders are generated here with Pillow: a coloured shape per class, PNG and JPEG, RGB,
-grey and RGBA, of mixed sizes. The command is found by cli_runner.py.
+The folders come from scripts/make_image_folder.py (the generator docs/face-data.md uses),
+with some files rewritten grey, RGBA or at other sizes. The command is found by cli_runner.py.
 """
 import json
 import os
+import random
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from cli_runner import require_cli, run
+from cli_runner import ROOT, require_cli, run
 
 require_cli()
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from make_image_folder import identity_style, write_identity  # noqa: E402
 
-COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (220, 200, 30), (200, 40, 200)]
 FAST = ["--arch", "small", "--threads", "2", "--no-progress", "--batch-size", "16"]
 
 
-def shape_image(k, i, size):
-    """Class k: a shape of colour k on grey, jittered by i."""
-    w, h = size
-    image = Image.new("RGB", size, (128, 128, 128))
-    draw = ImageDraw.Draw(image)
-    s = min(w, h) // 3
-    cx, cy = w // 2 + (i % 3 - 1) * 2, h // 2 + (i % 2) * 2
-    box = [cx - s, cy - s, cx + s, cy + s]
-    shape = k % 3
-    if shape == 0:
-        draw.ellipse(box, fill=COLOURS[k])
-    elif shape == 1:
-        draw.rectangle(box, fill=COLOURS[k])
-    else:
-        draw.polygon([(cx, cy - s), (cx + s, cy + s), (cx - s, cy + s)], fill=COLOURS[k])
-    return image
-
-
-def make_folder(root, names, per_class, first=1):
-    """root/<name>/<name>_NNNN.{png,jpg}: mixed formats, modes (RGB, L, RGBA) and sizes."""
+def make_folder(root, names, per_class):
+    """root/<name>/<name>_NNNN.{jpg,png} at two sizes (40x40, 48x44), a non-image file in each."""
+    rng = random.Random(0)
     for k, name in enumerate(names):
-        os.makedirs(root / name, exist_ok=True)
-        for i in range(per_class):
-            image = shape_image(k, i, (36 + 6 * (i % 3), 36 + 4 * (i % 2)))
-            mode = ["RGB", "L", "RGB", "RGBA"][i % 4]
-            ext = "png" if mode == "RGBA" or i % 2 == 0 else "jpg"
-            image.convert(mode).save(root / name / f"{name}_{first + i:04d}.{ext}")
+        half = per_class // 2
+        write_identity(root, name, identity_style(k), half, (40, 40), rng)
+        write_identity(root, name, identity_style(k), per_class - half, (44, 48), rng, first=half + 1)
         (root / name / "Thumbs.db").write_bytes(b"not an image")
     return root
 
@@ -61,37 +45,41 @@ def bomb_png(width, height):
             + bytes(64))
 
 
+BAD_BYTES = {"empty": b"", "text": b"this is a text file\n", "bomb": bomb_png(60000, 60000)}
+
+
 def write_bad_files(folder):
     """The bad files of issue 16 in one class folder; returns {kind: path}."""
-    good = folder / "good.jpg"
-    shape_image(0, 0, (40, 40)).save(good)
-    jpeg = good.read_bytes()
-    good.unlink()
-    png_path = folder / "corrupt.png"
-    shape_image(0, 0, (40, 40)).save(png_path)
-    png = bytearray(png_path.read_bytes())
+    image = Image.new("RGB", (40, 40), (200, 30, 30))
+    image.save(folder / "truncated.jpg")
+    jpeg = (folder / "truncated.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    image.save(folder / "corrupt.png")
+    png = bytearray((folder / "corrupt.png").read_bytes())
     at = png.find(b"IDAT") + 8
     png[at:at + 16] = bytes(b ^ 0xFF for b in png[at:at + 16])
-    files = {
-        "truncated": (folder / "truncated.jpg", jpeg[: len(jpeg) // 2]),
-        "corrupt": (png_path, bytes(png)),
-        "empty": (folder / "empty.jpg", b""),
-        "text": (folder / "notes.jpg", b"this is a text file\n"),
-        "bomb": (folder / "bomb.png", bomb_png(60000, 60000)),
-    }
-    for path, data in files.values():
-        path.write_bytes(data)
-    return {kind: str(path) for kind, (path, _) in files.items()}
+    (folder / "corrupt.png").write_bytes(bytes(png))
+    paths = {"truncated": folder / "truncated.jpg", "corrupt": folder / "corrupt.png",
+             "empty": folder / "empty.jpg", "text": folder / "notes.jpg", "bomb": folder / "bomb.png"}
+    for kind, data in BAD_BYTES.items():
+        paths[kind].write_bytes(data)
+    return {kind: str(path) for kind, path in paths.items()}
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    names = ["Alice_A", "Bob_B", "Carol_C"]
-    make_folder(root / "train", names, 16)
-    make_folder(root / "test", names, 4, first=17)
-    # Open-set identities the run never saw, for the pairs file.
-    make_folder(root / "others", ["Dan_D", "Eve_E"], 6)
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_image_folder.py"), str(root),
+                    "--classes", "3", "--per-class", "16", "--test-per-class", "4", "--heldout", "2",
+                    "--heldout-per-class", "6", "--sets", "2", "--pairs-per-set", "4",
+                    "--size", "40x36"], check=True, capture_output=True)
+    # Grey, RGBA and larger files among the training images.
+    for k, path in enumerate(sorted((root / "train" / "id00001").iterdir())[:6]):
+        image = Image.open(path)
+        image = image.resize((54, 60)) if k % 3 == 2 else image
+        image.convert("L" if k % 3 == 0 else "RGBA" if k % 3 == 1 else "RGB").save(path.with_suffix(".png"))
+        if path.suffix != ".png":
+            path.unlink()
     return root
 
 
@@ -100,20 +88,20 @@ def run_dir(folders):
     out = folders / "run"
     result = run("train", "--out", str(out), "--data", str(folders / "train"),
                  "--test-data", str(folders / "test"), "--image-size", "32x28",
-                 "--feature-dim", "8", "--epochs", "4", "--lr", "0.05", "--no-outputs", *FAST)
+                 "--feature-dim", "8", "--epochs", "10", "--lr", "0.05", "--no-outputs", *FAST)
     assert "closed-set test accuracy" in result.stdout, result.stdout
     return out
 
 
 def test_train_records_classes_shape_and_loader_figures(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["class_names"] == ["Alice_A", "Bob_B", "Carol_C"]
+    assert config["class_names"] == ["id00000", "id00001", "id00002"]
     assert config["image_size"] == [32, 28] and config["channels"] == 3 and config["flip"] is True
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]
-    assert len(epochs) == 4
+    assert len(epochs) == 10
     last = epochs[-1]
-    assert last["test_accuracy"] >= 0.75, last  # 12 test images of three easy shapes
+    assert last["test_accuracy"] >= 0.9, last  # 12 test images of three distinct identities
     assert last["images_per_s"] > 0 and last["decode_images_per_s"] > 0
     assert last["data_wait_s"] >= 0 and last["bad_images"] == 0
 
@@ -122,42 +110,40 @@ def test_eval_and_embed_map_classes_by_name(run_dir, folders):
     result = run("eval", "--run", str(run_dir), "--json")
     assert json.loads(result.stdout)["samples"] == 12
     out = folders / "feats.pt"
-    run("embed", "--run", str(run_dir), "--out", str(out), "--data", str(folders / "others"),
+    run("embed", "--run", str(run_dir), "--out", str(out), "--data", str(folders / "heldout"),
         "--flip-concat")
     features, labels, centers, classes = torch.load(out)
     assert features.shape == (12, 16) and centers.shape == (3, 8)  # flip-concat: 2 x D
     names = (folders / "feats.classes.txt").read_text().split()
-    assert names == ["Alice_A", "Bob_B", "Carol_C", "Dan_D", "Eve_E"]  # the run's ids first
+    assert names == ["id00000", "id00001", "id00002", "id00003", "id00004"]  # the run's ids first
     files = (folders / "feats.files.txt").read_text().split()
     assert [names[k] for k in labels.tolist()] == [os.path.basename(os.path.dirname(f)) for f in files]
-    assert files[0].endswith("Dan_D/Dan_D_0001.png")
+    assert files[0].endswith("id00003/id00003_0001.png")
 
 
 def test_openset_reads_lfw_pairs_over_image_files(run_dir, folders):
-    # Both line forms; names resolve to DIR/name/name_NNNN.<png|jpg>.
+    # make_image_folder.py's pairs.txt: both line forms, names DIR/name/name_NNNN.<png|jpg>.
     pairs = folders / "pairs.txt"
-    pairs.write_text("2\t3\n"
-                     "Dan_D\t1\t2\nEve_E\t1\t3\nDan_D\t3\t4\n"
-                     "Dan_D\t1\tEve_E\t2\nDan_D\t5\tEve_E\t6\nEve_E\t4\tDan_D\t2\n"
-                     "Eve_E\t5\t6\nDan_D\t5\t6\nEve_E\t2\t4\n"
-                     "Eve_E\t1\tDan_D\t6\nDan_D\t3\tEve_E\t3\nEve_E\t6\tDan_D\t4\n")
+    lines = pairs.read_text().splitlines()
+    assert len(lines[1].split()) == 3 and len(lines[5].split()) == 4
     for flip_concat in ([], ["--flip-concat"]):
         out = folders / f"openset{len(flip_concat)}.json"
-        result = run("openset", "--run", str(run_dir), "--data", str(folders / "others"),
+        result = run("openset", "--run", str(run_dir), "--data", str(folders / "heldout"),
                      "--pairs", str(pairs), "--out", str(out), "--no-plot", *flip_concat)
         assert "verification acc" in result.stdout
         report = json.loads(out.read_text())
         assert report["flip_concat"] == bool(flip_concat)
-        assert report["class_names"][3:] == ["Dan_D", "Eve_E"]
+        assert report["class_names"][3:] == ["id00003", "id00004"]
         v = report["open_set"]["verification"]
-        assert v["genuine"] == 6 and v["impostors"] == 6 and v["folds"] == 2
+        assert v["genuine"] == 8 and v["impostors"] == 8 and v["folds"] == 2
         assert report["open_set"]["trained_classes_evaluated"] == []
+    name, first, second = lines[1].split()
     missing = folders / "pairs_missing.txt"
-    missing.write_text(pairs.read_text().replace("Eve_E\t5\t6", "Eve_E\t5\t9"))
-    bad = run("openset", "--run", str(run_dir), "--data", str(folders / "others"),
+    missing.write_text("\n".join([lines[0], f"{name}\t{first}\t9"] + lines[2:]) + "\n")
+    bad = run("openset", "--run", str(run_dir), "--data", str(folders / "heldout"),
               "--pairs", str(missing), "--no-plot", check=False)
     assert bad.returncode != 0
-    assert f"no image {folders / 'others' / 'Eve_E' / 'Eve_E_0009'}.*" in bad.stderr, bad.stderr
+    assert f"no image {folders / 'heldout' / name / (name + '_0009')}.*" in bad.stderr, bad.stderr
 
 
 def test_bad_files_stop_the_run_naming_them_or_are_skipped(tmp_path):
@@ -182,9 +168,8 @@ def test_bad_files_stop_the_run_naming_them_or_are_skipped(tmp_path):
     assert f"image '{bad['truncated']}'" in result.stderr or f"image '{bad['corrupt']}'" in result.stderr
     assert "Traceback" not in result.stderr and "terminate" not in result.stderr
     # Skipped: the run finishes and says how many and which.
-    for kind in ("empty", "text", "bomb"):
-        path, data_bytes = bad[kind], {"empty": b"", "text": b"text\n", "bomb": bomb_png(60000, 60000)}[kind]
-        open(path, "wb").write(data_bytes)
+    for kind, data_bytes in BAD_BYTES.items():
+        open(bad[kind], "wb").write(data_bytes)
     out2 = tmp_path / "run2"
     result = run("train", "--out", str(out2), "--data", str(data), "--epochs", "1",
                  "--image-size", "32", "--skip-bad-images", "--no-outputs", *FAST)
@@ -239,5 +224,9 @@ def test_grey_face_arch_run_at_non_square_size(tmp_path):
     assert config["arch"] == "face" and config["channels"] == 1 and config["flip"] is False
     assert config["image_size"] == [24, 20] and config["loader_threads"] == 0
     run("train", "--out", str(out), "--resume", "--epochs", "2", "--loader-threads", "2",
-        "--no-progress", "--no-outputs")
+        "--no-progress", "--python", sys.executable)
     assert np.isfinite(json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["train_softmax"])
+    # No test split: a report and training curves, no test features or scatter.
+    assert "No test split (--test-data): no test accuracy" in (out / "report.md").read_text()
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert not (out / "test_features.pt").exists() and not (out / "scatter.png").exists()

@@ -244,8 +244,10 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   }
   summary.test_accuracy = test.count > 0 ? test.accuracy : std::numeric_limits<double>::quiet_NaN();
   if (options.outputs) {
-    save_embedding(path_join(dir, "test_features.pt"), test_embedding,
-                   state.center_loss->centers(), config.classes);
+    if (test_data.size() > 0) {
+      save_embedding(path_join(dir, "test_features.pt"), test_embedding,
+                     state.center_loss->centers(), config.classes);
+    }
     write_run_outputs(options.out_dir, options.python);
   }
   return summary;
