@@ -129,8 +129,9 @@ def main():
     if heldout_names:
         write_pairs(os.path.join(a.out, "pairs.txt"), heldout_names, a.heldout_per_class, a.sets,
                     a.pairs_per_set, rng)
+    pairs = f"; pairs.txt {a.sets} x 2 x {a.pairs_per_set}" if heldout_names else ""
     print(f"wrote {a.out}: {a.classes} x {a.per_class} training, {a.classes} x {a.test_per_class} test, "
-          f"{a.heldout} x {a.heldout_per_class} held-out images of {a.size}; pairs.txt {a.sets} x 2 x {a.pairs_per_set}")
+          f"{a.heldout} x {a.heldout_per_class} held-out images of {a.size}{pairs}")
 
 
 if __name__ == "__main__":

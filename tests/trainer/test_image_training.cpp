@@ -10,36 +10,26 @@
 #include "train/run.h"
 #include "train/run_data.h"
 #include "train/trainer.h"
+#include "run_helpers.h"
 #include "test_util.h"
 
 using namespace centerloss::trainer;
 
 namespace {
 
+// tiny_config() on an image folder: RGB, flipped, at the images' common size, every class.
 TrainConfig folder_config(const std::string& train_dir, const std::string& test_dir) {
-  TrainConfig c;
+  TrainConfig c = tiny_config();
   c.data_dir = train_dir;
   c.test_data_dir = test_dir;
-  c.arch = Arch::Small;
+  c.classes.clear();
+  c.train_limit = c.test_limit = 0;
   c.channels = 3;
-  c.image_height = c.image_width = 0;  // the images' common size
+  c.image_height = c.image_width = 0;
   c.flip = true;
   c.feature_dim = 4;
   c.batch_size = 16;
-  c.epochs = 2;
-  c.lr = 0.05;
-  c.lambda = 0.01;
-  c.threads = 2;
-  c.loader_threads = 2;
   return c;
-}
-
-RunOptions quiet(const std::string& dir) {
-  RunOptions o;
-  o.out_dir = dir;
-  o.progress = false;
-  o.outputs = false;
-  return o;
 }
 
 }  // namespace
@@ -96,10 +86,7 @@ TEST(ImageTraining, ResumedRunWithFlipsEqualsUninterruptedRunBitwise) {
   resume.resume = true;
   train(config, resume);
   TrainState a = load_run(dir / "straight"), b = load_run(dir / "resumed");
-  for (const auto& p : a.model->named_parameters()) {
-    EXPECT_TRUE(torch::equal(p.value(), b.model->named_parameters()[p.key()])) << p.key();
-  }
-  EXPECT_TRUE(torch::equal(a.center_loss->centers(), b.center_loss->centers()));
+  expect_same_state(a, b);
   // Without flips the weights differ: the flips are part of the run.
   TrainConfig no_flip = config;
   no_flip.flip = false;
@@ -149,6 +136,24 @@ TEST(ImageTraining, SkippedBadFilesAreCountedAndTheRunFinishes) {
   EXPECT_GT(epoch["images_per_s"].get<double>(), 0.0);
   EXPECT_GT(epoch["decode_images_per_s"].get<double>(), 0.0);
   EXPECT_GE(epoch["data_wait_s"].get<double>(), 0.0);
+}
+
+// Checkpoints written before image folders: square grey input, no names, no flips.
+TEST(ImageTraining, ConfigOfEarlierCheckpointsLoadsWithIdxDefaults) {
+  TrainConfig config;
+  config.classes = {0, 1};
+  nlohmann::json old = to_json(config);
+  for (const char* field : {"test_data_dir", "class_names", "channels", "flip", "loader_threads"}) old.erase(field);
+  old["image_size"] = 28;
+  const TrainConfig loaded = config_from_json(old);
+  EXPECT_EQ(loaded.image_height, 28);
+  EXPECT_EQ(loaded.image_width, 28);
+  EXPECT_EQ(loaded.channels, 1);
+  EXPECT_FALSE(loaded.flip);
+  EXPECT_TRUE(loaded.class_names.empty());
+  EXPECT_EQ(to_json(loaded)["image_size"], nlohmann::json::array({28, 28}));
+  old["channels"] = 2;
+  expect_error<std::invalid_argument>([&] { config_from_json(old); }, "channels");
 }
 
 TEST(FaceNet, ShapesForFaceCropSizesAndChannels) {

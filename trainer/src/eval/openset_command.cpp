@@ -56,6 +56,11 @@ std::string join_ids(const std::vector<int64_t>& ids) {
   return out;
 }
 
+// The ids, or their count when there are many (an LFW folder has thousands of classes).
+std::string short_ids(const std::vector<int64_t>& ids) {
+  return ids.size() <= 20 ? join_ids(ids) : fmt::format("{} classes", ids.size());
+}
+
 std::vector<int64_t> to_vector(const torch::Tensor& labels) {
   const auto c = labels.to(torch::kInt64).contiguous();
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
@@ -178,11 +183,15 @@ void run_openset(const OpensetArgs& args) {
   trainer::write_file_atomic(out, [&](std::ostream& f) { f << j.dump(2) << "\n"; });
 
   const VerificationReport& v = report.verification;
-  fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
-             closed.count, join_ids(config.classes));
+  if (closed.count > 0) {
+    fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
+               closed.count, short_ids(config.classes));
+  } else {
+    fmt::print("closed-set accuracy  none (no sample of the {} trained classes in the data)\n",
+               config.classes.size());
+  }
   fmt::print("open-set classes     {} ({} pairs: {} genuine, {} impostor; {})\n",
-             report.classes.size() <= 20 ? join_ids(report.classes)
-                                         : fmt::format("{} classes", report.classes.size()),
+             short_ids(report.classes),
              v.genuine + v.impostors, v.genuine, v.impostors, pair_source);
   fmt::print("verification acc     {:.4f} +- {:.4f} ({} folds, threshold on the others)\n",
              v.accuracy.mean, v.accuracy.std, v.folds);
@@ -193,11 +202,11 @@ void run_openset(const OpensetArgs& args) {
   }
   fmt::print("rank-1 identification {:.4f} ({} probes, gallery {} per class)\n",
              report.rank1.accuracy, report.rank1.probes, report.gallery_per_class);
-  fmt::print("intra / inter        {:.4f} / {:.4f} = {:.4f} (held-out), {:.4f} (seen)\n",
+  const nlohmann::json& seen = j["feature_stats_seen"];
+  fmt::print("intra / inter        {:.4f} / {:.4f} = {:.4f} (held-out), {} (seen)\n",
              report.stats.intra, report.stats.inter, report.stats.ratio,
-             j["feature_stats_seen"]["ratio"].is_null()
-                 ? 0.0
-                 : j["feature_stats_seen"]["ratio"].get<double>());
+             !seen.contains("ratio") || seen["ratio"].is_null() ? std::string("n/a")
+                                                      : fmt::format("{:.4f}", seen["ratio"].get<double>()));
   fmt::print("metrics              {}\n", out);
 
   if (args.plot) {
