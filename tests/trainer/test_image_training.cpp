@@ -36,20 +36,20 @@ TrainConfig folder_config(const std::string& train_dir, const std::string& test_
 
 TEST(ImageTraining, LearnsShapesAndKeepsClassNamesAndShapeInTheCheckpoint) {
   TempDir dir;
-  fixtures::make_shape_folder(dir / "train", 3, 24, 32, 32, false);
-  fixtures::make_shape_folder(dir / "test", 3, 6, 32, 32, false);
+  fixtures::make_shape_folder(dir / "train", 3, 16, 24, 24, false);
+  fixtures::make_shape_folder(dir / "test", 3, 6, 24, 24, false);
   TrainConfig config = folder_config(dir / "train", dir / "test");
-  config.epochs = 6;
+  config.epochs = 8;
   const TrainSummary summary = train(config, quiet(dir / "run"));
   EXPECT_GT(summary.test_accuracy, 0.8) << "three shapes of three colours are not hard";
 
   TrainState state = load_run(dir / "run");
   EXPECT_EQ(state.config.class_names, (std::vector<std::string>{"class_a", "class_b", "class_c"}));
-  EXPECT_EQ(state.config.image_height, 32);
+  EXPECT_EQ(state.config.image_height, 24);
   EXPECT_EQ(state.config.channels, 3);
   EXPECT_TRUE(state.config.flip);
   // eval/embed/openset read a folder by names: a foreign class gets an id after the run's.
-  fixtures::make_shape_folder(dir / "other", 4, 2, 32, 32, false);
+  fixtures::make_shape_folder(dir / "other", 4, 2, 24, 24, false);
   remove_tree(dir / "other/class_a");
   const Dataset other = load_data_for_run(state.config, dir / "other", Split::Test);
   EXPECT_EQ(other.class_names, (std::vector<std::string>{"class_a", "class_b", "class_c", "class_d"}));
