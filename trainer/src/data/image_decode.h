@@ -17,9 +17,7 @@ namespace centerloss::trainer {
 
 // What the loader yields per sample: [channels, height, width] uint8.
 struct ImageShape {
-  int64_t channels = 1;
-  int64_t height = 0;
-  int64_t width = 0;
+  int64_t channels = 1, height = 0, width = 0;
   int64_t numel() const { return channels * height * width; }
   bool operator==(const ImageShape& o) const {
     return channels == o.channels && height == o.height && width == o.width;
