@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   tr::FeatureNet net(config);
   centerloss::CenterLoss center_loss(centerloss::CenterLossOptions(classes, dim));
   torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
-  const torch::Tensor images = torch::randn({batch, 1, config.image_size, config.image_size});
+  const torch::Tensor images = torch::randn({batch, config.channels, config.height, config.width});
   const torch::Tensor labels = torch::randint(classes, {batch}, torch::kLong);
 
   double center_loss_seconds = 0;  // time inside center_loss->forward (loss + center step)

@@ -7,6 +7,7 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   dataset-fashion-mnist
   zlib1g-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # image folders: decode, resize
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -26,8 +26,10 @@ def main():
     axes[1].set_yscale("log")
     axes[1].set_title("center loss (train, before lambda)")
     axes[2].plot(x, [100 * r["accuracy"] for r in steps], label="train (running)")
-    axes[2].plot([r["epoch"] for r in epochs], [100 * r["test_accuracy"] for r in epochs], "o-",
-                 label="test (end of epoch)")
+    tested = [r for r in epochs if r["test_accuracy"] is not None]  # None: no test split
+    if tested:
+        axes[2].plot([r["epoch"] for r in tested], [100 * r["test_accuracy"] for r in tested], "o-",
+                     label="test (end of epoch)")
     axes[2].set_title("accuracy (%)")
     axes[2].legend()
     for ax in axes:

@@ -10,42 +10,12 @@
 #include "embed/embed.h"
 #include "train/run.h"
 #include "train/trainer.h"
+#include "run_helpers.h"
 #include "test_util.h"
 
 using namespace centerloss::trainer;
 
 namespace {
-
-TrainConfig tiny_config() {
-  TrainConfig c;
-  c.arch = Arch::Small;
-  c.classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  c.train_limit = 256;
-  c.test_limit = 100;
-  c.batch_size = 64;
-  c.epochs = 2;
-  c.lr = 0.05;
-  c.lambda = 0.01;
-  c.threads = 2;
-  return c;
-}
-
-RunOptions quiet(const std::string& dir) {
-  RunOptions o;
-  o.out_dir = dir;
-  o.progress = false;
-  o.outputs = false;
-  return o;
-}
-
-// Every parameter and buffer of model and center loss, bitwise.
-void expect_same_state(TrainState& a, TrainState& b) {
-  const auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
-  ASSERT_EQ(pa.size(), pb.size());
-  for (const auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
-  EXPECT_TRUE(torch::equal(a.center_loss->centers(), b.center_loss->centers()));
-  EXPECT_EQ(a.epoch, b.epoch);
-}
 
 }  // namespace
 
@@ -54,7 +24,7 @@ TEST(Training, FewStepsLowerTheLoss) {
   const TrainConfig config = tiny_config();
   TrainState state = make_state(config);
   const Dataset data = load_split(kDefaultDataDir, Split::Train, config.classes);
-  const Dataset subset{data.images.slice(0, 0, 256), data.labels.slice(0, 0, 256)};
+  const Dataset subset = limit_samples(data, 256);
   const torch::Tensor targets = remap_labels(subset.labels, config.classes);
   std::vector<double> losses;
   for (int64_t epoch = 1; epoch <= 12; ++epoch) {  // 12 x 4 steps of 64 samples

@@ -22,7 +22,7 @@ namespace {
 // --threads; throws, naming the fields, if any other option differs from this sweep's.
 TrainConfig resumable_config(TrainConfig stored, const TrainConfig& wanted, const std::string& dir) {
   nlohmann::json a = to_json(stored), b = to_json(wanted);
-  for (const char* free : {"epochs", "threads", "image_size"}) {
+  for (const char* free : {"epochs", "threads", "loader_threads", "image_size"}) {
     a.erase(free);
     b.erase(free);
   }
@@ -40,6 +40,7 @@ TrainConfig resumable_config(TrainConfig stored, const TrainConfig& wanted, cons
   }
   stored.epochs = wanted.epochs;
   stored.threads = wanted.threads;
+  stored.loader_threads = wanted.loader_threads;
   return stored;
 }
 

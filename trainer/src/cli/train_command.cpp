@@ -1,6 +1,7 @@
 // `centerloss train`: trains a run into --out, or continues it with --resume.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <set>
 
 #include "cli/commands.h"
@@ -13,7 +14,8 @@ namespace {
 
 // On --resume the run's stored config is used; only these may be changed.
 const std::set<std::string> kResumable = {"--out", "--resume", "--epochs", "--threads", "--no-progress",
-                                          "--no-outputs", "--python"};
+                                          "--no-outputs", "--python", "--loader-threads",
+                                          "--skip-bad-images"};
 
 void run_train(CLI::App& cmd, const TrainCli& cli) {
   RunOptions run = cli.run;
@@ -31,13 +33,17 @@ void run_train(CLI::App& cmd, const TrainCli& cli) {
     }
     if (cmd.get_option("--epochs")->count() > 0) config.epochs = cli.config.epochs;
     if (cmd.get_option("--threads")->count() > 0) config.threads = cli.config.threads;
+    if (cmd.get_option("--loader-threads")->count() > 0) config.loader_threads = cli.config.loader_threads;
   } else {
     config = resolve_train_config(cli);
   }
   const TrainSummary summary = train(config, run);
   const std::string dir = absolute_path(run.out_dir);
-  fmt::print("trained {} epochs: closed-set test accuracy {:.2f}%, {:.1f} ms/step\n", summary.epochs,
-             100.0 * summary.test_accuracy, summary.ms_per_step);
+  fmt::print("trained {} epochs: {}, {:.1f} ms/step\n", summary.epochs,
+             std::isnan(summary.test_accuracy)
+                 ? std::string("no test split (--test-data)")
+                 : fmt::format("closed-set test accuracy {:.2f}%", 100.0 * summary.test_accuracy),
+             summary.ms_per_step);
   fmt::print("run folder: {}\n", dir);
   if (run.outputs) {
     fmt::print("report:     {}\n", path_join(dir, "report.md"));

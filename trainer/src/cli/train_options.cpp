@@ -1,11 +1,27 @@
 #include "cli/train_options.h"
 
+#include <fmt/format.h>
+
+#include <tuple>
+
 namespace centerloss::trainer {
 
 void add_train_options(CLI::App& cmd, TrainCli& cli) {
   TrainConfig& c = cli.config;
-  cmd.add_option("--data", c.data_dir, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
+  cmd.add_option("--data", c.data_dir, "IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], "
+                 "or an image folder DIR/<class>/<image>.{png,jpg,jpeg,bmp}")
       ->capture_default_str();
+  cmd.add_option("--test-data", c.test_data_dir, "image folders: the closed-set test split (same class "
+                 "folders; default: none, no test accuracy)");
+  cmd.add_option("--image-size", cli.image_size, "image folders: network input HxW, e.g. 100x100 or "
+                 "112x96 (resize, then centre-crop); default: the images' common size");
+  cmd.add_option("--channels", cli.channels, "1 (grey) or 3 (RGB); default: 1 for IDX, 3 for image folders")
+      ->check(CLI::IsMember({1, 3}));
+  cmd.add_flag("--no-flip", cli.no_flip, "image folders: no random horizontal flips (on by default)");
+  cmd.add_flag("--skip-bad-images", cli.run.skip_bad_images,
+               "image folders: leave unreadable image files out (and list them) instead of stopping");
+  cmd.add_option("--loader-threads", c.loader_threads, "background threads preparing batches (0: none)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   auto* classes = cmd.add_option("--classes", cli.classes, "train on these class ids only, e.g. 0,1,2");
   cmd.add_option("--holdout", cli.holdout, "train on every class except these, e.g. 7,8,9")
       ->excludes(classes);
@@ -13,7 +29,8 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--test-limit", c.test_limit, "evaluate on the first N test samples (0: all)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd.add_option("--arch", cli.arch, "network: lenets++ (the paper's) or small")
+  cmd.add_option("--arch", cli.arch, "network: lenets++ (the paper's), small, or face (residual CNN for "
+                 "colour images such as 100x100 face crops)")
       ->check(CLI::IsMember(enum_names(kArchNames)))->capture_default_str();
   cmd.add_option("--feature-dim", c.feature_dim, "feature dimension D (2 for pictures)")
       ->check(CLI::PositiveNumber)->capture_default_str();
@@ -64,6 +81,18 @@ TrainConfig resolve_train_config(const TrainCli& cli) {
   config.init = parse_init(cli.init);
   if (config.alpha <= 0.0) throw std::invalid_argument("--alpha must be in (0, 1]");
   config.classes = resolve_classes(config.data_dir, cli.classes, cli.holdout);
+  // IDX files are grey at their own size; image folders are RGB, flipped, at --image-size (0x0:
+  // the images' common size, found when training starts).
+  const bool idx = is_idx_dir(config.data_dir);
+  config.class_names = data_class_names(config.data_dir);
+  config.channels = cli.channels > 0 ? cli.channels : (idx ? 1 : 3);
+  config.flip = !idx && !cli.no_flip;
+  if (idx && !cli.image_size.empty()) {
+    throw std::invalid_argument(fmt::format("--image-size: '{}' holds IDX files, which are used at "
+                                            "their own size", config.data_dir));
+  }
+  config.image_height = config.image_width = 0;
+  if (!cli.image_size.empty()) std::tie(config.image_height, config.image_width) = parse_image_size(cli.image_size);
   return config;
 }
 

@@ -16,7 +16,9 @@ struct TrainCli {
   RunOptions run;
   std::string classes, holdout, arch = "lenets++", reduction = "mean", update = "paper",
                                 init = "zeros";
-  bool no_progress = false, no_outputs = false;
+  std::string image_size;  // "HxW"; empty: from the data
+  int64_t channels = 0;    // 0: 1 for IDX, 3 for image folders
+  bool no_progress = false, no_outputs = false, no_flip = false;
 };
 
 // Registers the options on `command`; values land in `cli` (which must outlive parsing).

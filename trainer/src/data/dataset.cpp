@@ -35,14 +35,62 @@ Dataset load_split(const std::string& dir, Split split, const std::vector<int64_
     throw std::runtime_error(fmt::format("'{}' has {} images but '{}' has {} labels", image_path,
                                          images.size(0), label_path, labels.size(0)));
   }
-  images = images.unsqueeze(1);  // [N, 1, H, W]
-  if (!keep.empty()) {
-    const torch::Tensor mask = remap_labels(labels, keep).ge(0);
-    const torch::Tensor index = mask.nonzero().squeeze(1);
-    images = images.index_select(0, index);
-    labels = labels.index_select(0, index);
+  Dataset data;
+  data.images = images.unsqueeze(1).contiguous();  // [N, 1, H, W]
+  data.labels = labels.contiguous();
+  return keep_classes(data, keep);
+}
+
+ImageShape Dataset::shape() const {
+  if (images.defined()) return {images.size(1), images.size(2), images.size(3)};
+  return file_shape;
+}
+
+bool is_idx_dir(const std::string& dir) {
+  const std::string stem = path_join(dir, "train-images-idx3-ubyte");
+  return is_file(stem) || is_file(stem + ".gz");
+}
+
+Dataset select_samples(const Dataset& data, const torch::Tensor& samples) {
+  const torch::Tensor index = samples.to(torch::kLong).contiguous();
+  Dataset out = data;
+  out.labels = data.labels.index_select(0, index).contiguous();
+  if (data.images.defined()) out.images = data.images.index_select(0, index).contiguous();
+  if (!data.files.empty()) {
+    out.files.clear();
+    const auto* i = index.data_ptr<int64_t>();
+    for (int64_t k = 0; k < index.numel(); ++k) out.files.push_back(data.files[static_cast<size_t>(i[k])]);
   }
-  return {images.contiguous(), labels.contiguous()};
+  return out;
+}
+
+Dataset limit_samples(const Dataset& data, int64_t n) {
+  if (n <= 0 || n >= data.size()) return data;
+  if (data.images.defined()) {
+    Dataset out = data;
+    out.labels = data.labels.slice(0, 0, n);
+    out.images = data.images.slice(0, 0, n);
+    return out;
+  }
+  return select_samples(data, torch::arange(n, torch::kLong).mul(data.size()).div(n, "floor"));
+}
+
+Dataset keep_classes(const Dataset& data, const std::vector<int64_t>& keep) {
+  if (keep.empty()) return data;
+  const torch::Tensor mask = remap_labels(data.labels, keep).ge(0);
+  return select_samples(data, mask.nonzero().squeeze(1));
+}
+
+Dataset folder_dataset(const ImageFolder& folder, const ClassIds& ids, const ImageShape& shape) {
+  Dataset data;
+  data.files = folder.files;
+  data.file_shape = shape;
+  data.class_names = ids.names;
+  std::vector<int64_t> labels;
+  labels.reserve(folder.labels.size());
+  for (int64_t label : folder.labels) labels.push_back(ids.ids.at(static_cast<size_t>(label)));
+  data.labels = torch::tensor(labels, torch::kLong);
+  return data;
 }
 
 torch::Tensor normalize_images(const torch::Tensor& images) {
@@ -105,8 +153,13 @@ torch::Tensor remap_labels(const torch::Tensor& labels, const std::vector<int64_
 }
 
 int64_t count_classes(const std::string& dir) {
+  if (!is_idx_dir(dir)) return static_cast<int64_t>(image_folder_classes(dir).size());
   const torch::Tensor labels = read_idx(find_file(dir, "train-labels-idx1-ubyte"), 1);
   return labels.max().item<int64_t>() + 1;
+}
+
+std::vector<std::string> data_class_names(const std::string& dir) {
+  return is_idx_dir(dir) ? std::vector<std::string>{} : image_folder_classes(dir);
 }
 
 }  // namespace centerloss::trainer

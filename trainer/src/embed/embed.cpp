@@ -1,29 +1,55 @@
 #include "embed/embed.h"
 
 #include <ATen/core/ivalue.h>
+#include <fmt/format.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 
+#include "data/batch_loader.h"
+#include "util/progress.h"
+
 namespace centerloss::trainer {
 
-Embedding embed(FeatureNet& model, const Dataset& data, int64_t batch_size) {
+Embedding embed(FeatureNet& model, const Dataset& data, const EmbedOptions& options) {
   torch::NoGradGuard no_grad;
   model->eval();
-  std::vector<torch::Tensor> features, logits;
-  for (int64_t start = 0; start < data.size(); start += batch_size) {
-    const int64_t end = std::min(start + batch_size, data.size());
-    NetOutput out = model->forward(normalize_images(data.images.slice(0, start, end)));
-    features.push_back(out.features);
-    logits.push_back(out.logits);
+  const int64_t per_image = std::max<int64_t>(data.shape().numel(), 1);
+  const int64_t batch_size = options.batch_size > 0
+                                 ? options.batch_size
+                                 : std::clamp<int64_t>((int64_t{1} << 22) / per_image, 1, 1000);
+  LoaderOptions loader_options;
+  loader_options.threads = options.loader_threads;
+  loader_options.prefetch = 2;
+  BatchLoader loader(data, torch::arange(data.size(), torch::kLong), batch_size, loader_options);
+  ProgressBar bar(fmt::format("embedding {} images", data.size()), loader.batches(),
+                  options.progress && data.size() >= 2000);
+  std::vector<torch::Tensor> features, logits, samples;
+  Batch batch;
+  for (int64_t b = 0; loader.next(batch); ++b) {
+    if (batch.samples.numel() > 0) {
+      NetOutput out = model->forward(batch.images);
+      if (options.flip_concat) {
+        out.features = torch::cat({out.features, model->forward(batch.images.flip({3})).features}, 1);
+      }
+      features.push_back(out.features);
+      logits.push_back(out.logits);
+      samples.push_back(batch.samples);
+    }
+    bar.update(b + 1, [] { return std::string(); });
   }
+  bar.finish("");
   if (features.empty()) {
     const NetConfig& c = model->config();
-    return {torch::zeros({0, c.feature_dim}), data.labels, torch::zeros({0, c.num_classes})};
+    const int64_t d = options.flip_concat ? 2 * c.feature_dim : c.feature_dim;
+    return {torch::zeros({0, d}), torch::zeros({0}, torch::kLong), torch::zeros({0, c.num_classes}),
+            torch::zeros({0}, torch::kLong)};
   }
-  return {torch::cat(features), data.labels, torch::cat(logits)};
+  const torch::Tensor rows = torch::cat(samples);
+  return {torch::cat(features), data.labels.index_select(0, rows), torch::cat(logits), rows};
 }
 
 Accuracy closed_set_accuracy(const Embedding& embedding, const std::vector<int64_t>& classes) {

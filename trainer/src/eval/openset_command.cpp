@@ -13,10 +13,12 @@
 #include "data/dataset.h"
 #include "embed/embed.h"
 #include "eval/lfw_pairs.h"
+#include "eval/pair_files.h"
 #include "eval/openset_report.h"
 #include "eval/pair_sampler.h"
 #include "eval/report_json.h"
 #include "train/run.h"
+#include "train/run_data.h"
 #include "util/fs.h"
 #include "util/plots.h"
 
@@ -42,6 +44,8 @@ struct OpensetArgs {
   bool plot = true;
   std::string python;
   int threads = 2;
+  int loader_threads = 2;
+  bool flip_concat = false;
 };
 
 // "7,8,9". (Not fmt::join: torch's bundled fmt 12 headers shadow Debian's fmt 9 library, and
@@ -50,6 +54,11 @@ std::string join_ids(const std::vector<int64_t>& ids) {
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
   return out;
+}
+
+// The ids, or their count when there are many (an LFW folder has thousands of classes).
+std::string short_ids(const std::vector<int64_t>& ids) {
+  return ids.size() <= 20 ? join_ids(ids) : fmt::format("{} classes", ids.size());
 }
 
 std::vector<int64_t> to_vector(const torch::Tensor& labels) {
@@ -61,8 +70,14 @@ void run_openset(const OpensetArgs& args) {
   torch::set_num_threads(args.threads);
   trainer::TrainState state = trainer::load_run(args.run_dir);
   const trainer::TrainConfig& config = state.config;
-  const std::string data_dir = args.data_dir.empty() ? config.data_dir : args.data_dir;
   const auto split = trainer::parse_split(args.split);
+  const std::string data_dir = args.data_dir.empty() ? trainer::default_data_dir(config, split) : args.data_dir;
+  const trainer::Dataset data = trainer::load_data_for_run(config, data_dir, split);
+  const bool image_folder = !data.files.empty();
+  if (image_folder && !args.class_names_file.empty()) {
+    throw std::invalid_argument("--class-names: an image folder names its classes by its sub-folders");
+  }
+  const std::vector<int64_t> labels = to_vector(data.labels);
 
   // Held-out classes: given, or every class of the data the run did not train on.
   std::vector<int64_t> heldout;
@@ -70,7 +85,8 @@ void run_openset(const OpensetArgs& args) {
     heldout = trainer::parse_id_list(args.holdout, "--holdout");
   } else if (args.pairs_file.empty()) {
     const std::set<int64_t> trained(config.classes.begin(), config.classes.end());
-    for (int64_t c = 0; c < trainer::count_classes(data_dir); ++c) {
+    const std::set<int64_t> present(labels.begin(), labels.end());
+    for (int64_t c : present) {
       if (!trained.count(c)) heldout.push_back(c);
     }
     if (heldout.empty()) {
@@ -78,12 +94,6 @@ void run_openset(const OpensetArgs& args) {
           "the run trained on every class of the data: give --holdout or --pairs");
     }
   }
-  fmt::print(stderr, "openset: embedding the {} split of {}\n", args.split, data_dir);
-  const trainer::Dataset data = trainer::load_split(data_dir, split);
-  const trainer::Embedding emb = trainer::embed(state.model, data);
-  const std::vector<int64_t> labels = to_vector(emb.labels);
-  const trainer::Accuracy closed = trainer::closed_set_accuracy(emb, config.classes);
-
   std::vector<Pair> pairs;
   std::string pair_source;
   if (!args.pairs_file.empty()) {
@@ -95,9 +105,13 @@ void run_openset(const OpensetArgs& args) {
           "sets (fitted on the others), so it needs at least 2 (header 'SETS PAIRS_PER_SET')",
           args.pairs_file));
     }
-    const auto names = args.class_names_file.empty() ? std::vector<std::string>{}
-                                                     : read_class_names_file(args.class_names_file);
-    pairs = resolve_pairs(list, labels, names);
+    if (image_folder) {
+      pairs = resolve_pairs_to_files(list, data_dir, data.files, labels);
+    } else {
+      const auto names = args.class_names_file.empty() ? std::vector<std::string>{}
+                                                       : read_class_names_file(args.class_names_file);
+      pairs = resolve_pairs(list, labels, names);
+    }
     pair_source = args.pairs_file;
     if (heldout.empty()) {  // identification and statistics on the classes the pairs use
       std::set<int64_t> used;
@@ -121,9 +135,20 @@ void run_openset(const OpensetArgs& args) {
   for (int64_t c : evaluated) {
     if (std::count(config.classes.begin(), config.classes.end(), c)) {
       trained_on.push_back(c);
-      fmt::print(stderr, "warning: class {} was trained on: not open-set\n", c);
+      fmt::print(stderr, "warning: class {}{} was trained on: not open-set\n", c,
+                 image_folder ? " (" + data.class_names[static_cast<size_t>(c)] + ")" : "");
     }
   }
+
+  // Pairs are resolved first: a bad pairs file fails before the embedding.
+  fmt::print(stderr, "openset: embedding {} images of {}{}\n", data.size(), data_dir,
+             args.flip_concat ? " (and their mirror images: --flip-concat)" : "");
+  trainer::EmbedOptions embed_options;
+  embed_options.loader_threads = args.loader_threads;
+  embed_options.flip_concat = args.flip_concat;
+  embed_options.progress = true;
+  const trainer::Embedding emb = trainer::embed(state.model, data, embed_options);
+  const trainer::Accuracy closed = trainer::closed_set_accuracy(emb, config.classes);
 
   OpenSetOptions options;
   options.similarity = parse_similarity(args.similarity);
@@ -139,11 +164,15 @@ void run_openset(const OpensetArgs& args) {
   j["config"] = trainer::to_json(config);
   j["data_dir"] = data_dir;
   j["split"] = args.split;
+  j["flip_concat"] = args.flip_concat;
+  if (image_folder) j["class_names"] = data.class_names;  // label id -> class folder
   j["closed_set"] = {{"accuracy", closed.accuracy},
                      {"softmax_loss", closed.softmax_loss},
                      {"samples", closed.count},
                      {"classes", config.classes}};
-  j["feature_stats_seen"] = to_json(feature_stats(seen_x, labels, config.classes));
+  // A folder of other identities (LFW) holds no sample of the trained classes.
+  j["feature_stats_seen"] = closed.count > 0 ? to_json(feature_stats(seen_x, labels, config.classes))
+                                             : nlohmann::json(nullptr);
   j["open_set"] = to_json(report);
   j["open_set"]["pairs_source"] = pair_source;
   j["open_set"]["pair_seed"] = args.pair_seed;
@@ -154,11 +183,16 @@ void run_openset(const OpensetArgs& args) {
   trainer::write_file_atomic(out, [&](std::ostream& f) { f << j.dump(2) << "\n"; });
 
   const VerificationReport& v = report.verification;
-  fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
-             closed.count, join_ids(config.classes));
+  if (closed.count > 0) {
+    fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
+               closed.count, short_ids(config.classes));
+  } else {
+    fmt::print("closed-set accuracy  none (no sample of the {} trained classes in the data)\n",
+               config.classes.size());
+  }
   fmt::print("open-set classes     {} ({} pairs: {} genuine, {} impostor; {})\n",
-             join_ids(report.classes), v.genuine + v.impostors, v.genuine, v.impostors,
-             pair_source);
+             short_ids(report.classes),
+             v.genuine + v.impostors, v.genuine, v.impostors, pair_source);
   fmt::print("verification acc     {:.4f} +- {:.4f} ({} folds, threshold on the others)\n",
              v.accuracy.mean, v.accuracy.std, v.folds);
   fmt::print("ROC AUC              {:.4f}\n", v.auc);
@@ -168,11 +202,11 @@ void run_openset(const OpensetArgs& args) {
   }
   fmt::print("rank-1 identification {:.4f} ({} probes, gallery {} per class)\n",
              report.rank1.accuracy, report.rank1.probes, report.gallery_per_class);
-  fmt::print("intra / inter        {:.4f} / {:.4f} = {:.4f} (held-out), {:.4f} (seen)\n",
+  const nlohmann::json& seen = j["feature_stats_seen"];
+  fmt::print("intra / inter        {:.4f} / {:.4f} = {:.4f} (held-out), {} (seen)\n",
              report.stats.intra, report.stats.inter, report.stats.ratio,
-             j["feature_stats_seen"]["ratio"].is_null()
-                 ? 0.0
-                 : j["feature_stats_seen"]["ratio"].get<double>());
+             !seen.contains("ratio") || seen["ratio"].is_null() ? std::string("n/a")
+                                                      : fmt::format("{:.4f}", seen["ratio"].get<double>()));
   fmt::print("metrics              {}\n", out);
 
   if (args.plot) {
@@ -196,14 +230,18 @@ void add_openset_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "openset", "Open-set evaluation of a run: verification, identification, feature stats");
   cmd->add_option("--run", args->run_dir, "Run folder holding checkpoint.pt")->required();
-  cmd->add_option("--data", args->data_dir, "Data directory (default: the run's)");
+  cmd->add_option("--data", args->data_dir,
+                  "IDX directory or image folder (default: the run's, for --split)");
   cmd->add_option("--split", args->split, "Data split to evaluate: test | train")
       ->check(CLI::IsMember(enum_names(kSplitNames)))
       ->capture_default_str();
   cmd->add_option("--holdout", args->holdout,
                   "Held-out class ids, e.g. 7,8,9 (default: every class not trained on)");
   cmd->add_option("--pairs", args->pairs_file,
-                  "Pairs in the LFW pairs.txt layout instead of sampled pairs (docs/openset.md)");
+                  "Pairs in the LFW pairs.txt layout instead of sampled pairs (docs/openset.md); "
+                  "over an image folder, 'name n' is DIR/name/name_NNNN.<ext>");
+  cmd->add_flag("--flip-concat", args->flip_concat,
+                "Features of each image and of its mirror image, concatenated (the paper's test trick)");
   cmd->add_option("--class-names", args->class_names_file,
                   "Names for --pairs: line i names class i (default: names are class ids)");
   cmd->add_option("--folds", args->folds, "Folds of sampled pairs")
@@ -230,6 +268,9 @@ void add_openset_command(CLI::App& app) {
   cmd->add_option("--python", args->python, "Python that runs the plotting script");
   cmd->add_option("--threads", args->threads, "LibTorch CPU threads")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--loader-threads", args->loader_threads, "Threads decoding image files")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->callback([args] { eval::run_openset(*args); });
 }

@@ -8,8 +8,11 @@
 namespace centerloss::trainer {
 
 nlohmann::json to_json(const TrainConfig& c) {
-  return {{"data_dir", c.data_dir},     {"classes", c.classes},
-          {"train_limit", c.train_limit}, {"test_limit", c.test_limit}, {"image_size", c.image_size},
+  return {{"data_dir", c.data_dir},     {"test_data_dir", c.test_data_dir},
+          {"classes", c.classes},       {"class_names", c.class_names},
+          {"train_limit", c.train_limit}, {"test_limit", c.test_limit},
+          {"image_size", {c.image_height, c.image_width}}, {"channels", c.channels},
+          {"flip", c.flip},             {"loader_threads", c.loader_threads},
           {"arch", arch_name(c.arch)},  {"feature_dim", c.feature_dim},
           {"epochs", c.epochs},         {"batch_size", c.batch_size},
           {"lr", c.lr},                 {"momentum", c.momentum},
@@ -28,7 +31,15 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   c.classes = j.at("classes").get<std::vector<int64_t>>();
   c.train_limit = j.at("train_limit").get<int64_t>();
   c.test_limit = j.at("test_limit").get<int64_t>();
-  c.image_size = j.at("image_size").get<int64_t>();
+  // Written before image folders: no test folder, no names, square grey images, no flips.
+  c.test_data_dir = j.value("test_data_dir", std::string());
+  c.class_names = j.value("class_names", std::vector<std::string>());
+  const nlohmann::json& size = j.at("image_size");
+  c.image_height = size.is_array() ? size.at(0).get<int64_t>() : size.get<int64_t>();
+  c.image_width = size.is_array() ? size.at(1).get<int64_t>() : size.get<int64_t>();
+  c.channels = j.value("channels", int64_t{1});
+  c.flip = j.value("flip", false);
+  c.loader_threads = j.value("loader_threads", 2);
   c.arch = parse_arch(j.at("arch").get<std::string>());
   c.feature_dim = j.at("feature_dim").get<int64_t>();
   c.epochs = j.at("epochs").get<int64_t>();
@@ -56,7 +67,12 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   need(!c.classes.empty(), "classes", "empty");
   need(c.train_limit >= 0, "train_limit", c.train_limit);
   need(c.test_limit >= 0, "test_limit", c.test_limit);
-  need(c.image_size >= 1, "image_size", c.image_size);
+  need(c.image_height >= 0 && c.image_width >= 0 && (c.image_height > 0) == (c.image_width > 0),
+       "image_size", size.dump());
+  need(c.channels == 1 || c.channels == 3, "channels", c.channels);
+  need(c.class_names.empty() || c.classes.back() < static_cast<int64_t>(c.class_names.size()),
+       "classes", "an id beyond class_names");
+  need(c.loader_threads >= 0, "loader_threads", c.loader_threads);
   need(c.feature_dim >= 1, "feature_dim", c.feature_dim);
   need(c.epochs >= 1, "epochs", c.epochs);
   need(c.batch_size >= 1, "batch_size", c.batch_size);
@@ -80,7 +96,9 @@ NetConfig net_config(const TrainConfig& config) {
   net.arch = config.arch;
   net.feature_dim = config.feature_dim;
   net.num_classes = static_cast<int64_t>(config.classes.size());
-  net.image_size = config.image_size;
+  net.channels = config.channels;
+  net.height = config.image_height;
+  net.width = config.image_width;
   return net;
 }
 

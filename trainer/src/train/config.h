@@ -16,11 +16,20 @@ namespace centerloss::trainer {
 
 struct TrainConfig {
   // data
-  std::string data_dir = kDefaultDataDir;
+  std::string data_dir = kDefaultDataDir;  // IDX files or an image folder (data/dataset.h)
+  std::string test_data_dir;     // image folders: the closed-set test split (empty: none).
+                                 // IDX data has its own (the t10k files of data_dir)
   std::vector<int64_t> classes;  // data-set class ids trained on, sorted (model label j = classes[j])
+  std::vector<std::string> class_names;  // image folders: class id i is folder class_names[i]
   int64_t train_limit = 0;       // use only the first N training samples (0: all)
   int64_t test_limit = 0;        // evaluate on the first N test samples (0: all)
-  int64_t image_size = 28;       // set from the data when training starts
+  // Network input [channels, image_height, image_width]. IDX: the files' own size (set when
+  // training starts), 1 channel. Image folders: each image is resized and centre-cropped to it
+  // (0 x 0: the images' common size, found when training starts).
+  int64_t image_height = 28;
+  int64_t image_width = 28;
+  int64_t channels = 1;
+  bool flip = false;             // random horizontal flips (the CLI's default for image folders)
   // model
   Arch arch = Arch::LeNetsPP;
   int64_t feature_dim = 2;
@@ -44,6 +53,7 @@ struct TrainConfig {
   // run
   uint64_t seed = 1;
   int threads = 2;
+  int loader_threads = 2;  // background threads preparing batches (results do not depend on it)
   int64_t log_every = 20;  // steps between "step" lines in metrics.jsonl
 };
 

@@ -20,9 +20,11 @@ std::string write_run_outputs(const std::string& run_dir, const std::string& pyt
   const std::string title = fmt::format("{}, D={}, lambda={:g}, alpha={:g}", config["arch"].get<std::string>(),
                                         config["feature_dim"].get<int64_t>(),
                                         config["lambda"].get<double>(), config["alpha"].get<double>());
-  const bool scatter = run_plot_script(python, "scatter.py",
-                                       {file("test_features.pt"), file("scatter.png"),
-                                        "--title", title});
+  // An image folder trained without --test-data has no test features to draw.
+  const bool has_test = is_file(file("test_features.pt"));
+  const bool scatter = has_test && run_plot_script(python, "scatter.py",
+                                                   {file("test_features.pt"), file("scatter.png"),
+                                                    "--title", title});
   const bool curves = run_plot_script(python, "curves.py",
                                       {file("metrics.jsonl"), file("curves.png"),
                                        "--title", title});
@@ -51,13 +53,17 @@ std::string write_run_outputs(const std::string& run_dir, const std::string& pyt
   std::ofstream out(path);
   out << "# Center loss run: " << title << "\n\n";
   if (!last.is_null()) {
-    out << fmt::format("Closed-set test accuracy after epoch {}: **{:.2f}%**. Training time {} "
-                       "({} threads).\n\n",
-                       last["epoch"].get<int64_t>(), 100 * number(last, "test_accuracy"),
+    out << fmt::format("{}. Training time {} ({} threads).\n\n",
+                       has_test ? fmt::format("Closed-set test accuracy after epoch {}: **{:.2f}%**",
+                                              last["epoch"].get<int64_t>(),
+                                              100 * number(last, "test_accuracy"))
+                                : std::string("No test split (--test-data): no test accuracy"),
                        format_duration(total_seconds), config["threads"].get<int>());
   }
   out << epochs_table << "\n";
-  out << (scatter ? "![test features](scatter.png)\n\n" : "(scatter.png missing: plotting failed)\n\n");
+  out << (scatter    ? "![test features](scatter.png)\n\n"
+          : has_test ? "(scatter.png missing: plotting failed)\n\n"
+                     : "(no scatter.png: no test split)\n\n");
   out << (curves ? "![training curves](curves.png)\n\n" : "(curves.png missing: plotting failed)\n\n");
   out << "Configuration (config.json):\n\n```json\n" << config.dump(2) << "\n```\n";
   return path;

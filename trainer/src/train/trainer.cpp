@@ -7,10 +7,13 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
 
+#include "data/batch_loader.h"
 #include "embed/embed.h"
 #include "train/report.h"
 #include "train/run.h"
+#include "train/run_data.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -29,14 +32,6 @@ void set_lr(torch::optim::SGD& optimizer, double lr) {
   }
 }
 
-Dataset first_n(Dataset data, int64_t n) {
-  if (n > 0 && n < data.size()) {
-    data.images = data.images.slice(0, 0, n);
-    data.labels = data.labels.slice(0, 0, n);
-  }
-  return data;
-}
-
 // A class without training samples still gets an output and a center: usually a stray label
 // (the class count is the largest label + 1) or a --train-limit that stops early. Said, not fatal.
 void warn_about_empty_classes(const torch::Tensor& targets, const std::vector<int64_t>& classes) {
@@ -50,6 +45,23 @@ void warn_about_empty_classes(const torch::Tensor& targets, const std::vector<in
   if (empty.numel() > 10) ids += ",...";
   fmt::print(stderr, "warning: {} of {} classes have no training sample ({}); the model still "
              "has an output and a center for each\n", empty.numel(), classes.size(), ids);
+}
+
+// No test samples (an image folder without --test-data): no accuracy, written as null.
+nlohmann::json or_null(double value, int64_t count) {
+  return count > 0 ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+std::string test_text(const Accuracy& test) {
+  if (test.count == 0) return "no test split";
+  return fmt::format("test accuracy {:.2f}% ({} samples)", 100.0 * test.accuracy, test.count);
+}
+
+EmbedOptions embed_options(const TrainConfig& config, const RunOptions& options) {
+  EmbedOptions o;
+  o.loader_threads = config.loader_threads;
+  o.progress = options.progress;
+  return o;
 }
 
 }  // namespace
@@ -73,8 +85,12 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
   state.model->train();
   state.center_loss->train();
   set_lr(*state.optimizer, lr);
-  const int64_t n = order.size(0);
-  const int64_t steps = (n + config.batch_size - 1) / config.batch_size;
+  LoaderOptions loader_options;
+  loader_options.threads = config.loader_threads;
+  loader_options.flip = config.flip;
+  loader_options.flip_seed = config.seed * 0xD1B54A32D192ED03ULL + static_cast<uint64_t>(epoch);
+  BatchLoader loader(data, order, config.batch_size, loader_options);
+  const int64_t steps = loader.batches();
   ProgressBar bar(label, steps, progress);
   EpochStats stats;
   double window_softmax = 0, window_center = 0;
@@ -86,11 +102,15 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
                        100.0 * static_cast<double>(correct) / std::max<int64_t>(seen, 1));
   };
   for (int64_t step = 0; step < steps; ++step) {
-    const torch::Tensor index = order.slice(0, step * config.batch_size, std::min(n, (step + 1) * config.batch_size));
-    const torch::Tensor images = normalize_images(data.images.index_select(0, index));
-    const torch::Tensor y = targets.index_select(0, index);
+    Batch batch;
+    loader.next(batch);
+    if (batch.samples.numel() == 0) {  // every image of the batch was a skipped bad file
+      bar.update(step + 1, fields);
+      continue;
+    }
+    const torch::Tensor y = targets.index_select(0, batch.samples);
 
-    NetOutput out = state.model->forward(images);
+    NetOutput out = state.model->forward(batch.images);
     const torch::Tensor softmax = torch::nn::functional::cross_entropy(out.logits, y);
     torch::Tensor center = state.center_loss->forward(out.features, y);  // moves paper/mean centers
     if (config.reduction == Reduction::None) center = center.mean();
@@ -138,28 +158,17 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
   bar.finish(fields());
   stats.softmax /= std::max<int64_t>(stats.steps, 1);
   stats.center /= std::max<int64_t>(stats.steps, 1);
-  stats.accuracy = static_cast<double>(correct) / std::max<int64_t>(n, 1);
+  stats.accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+  stats.images = seen;
+  stats.loader = loader.stats();
   return stats;
 }
 
 TrainSummary train(TrainConfig config, const RunOptions& options) {
   torch::set_num_threads(config.threads);
-  if (config.classes.empty()) config.classes = select_classes({}, {}, count_classes(config.data_dir));
-  const Dataset train_data = first_n(load_split(config.data_dir, Split::Train, config.classes), config.train_limit);
-  const Dataset test_data = first_n(load_split(config.data_dir, Split::Test, config.classes), config.test_limit);
-  if (train_data.size() == 0) throw std::runtime_error("no training samples of the selected classes");
-  if (train_data.images.size(2) != train_data.images.size(3)) {
-    throw std::runtime_error(fmt::format("{}: the trainer expects square images, got {}x{}",
-                                         config.data_dir, train_data.images.size(2),
-                                         train_data.images.size(3)));
-  }
-  if (test_data.size() > 0 && test_data.images.sizes().slice(1) != train_data.images.sizes().slice(1)) {
-    // Checked now, not after the first epoch's training, when the test split is embedded.
-    throw std::runtime_error(fmt::format("{}: test images are {} but training images are {}",
-                                         config.data_dir, c10::str(test_data.images.sizes().slice(1)),
-                                         c10::str(train_data.images.sizes().slice(1))));
-  }
-  config.image_size = train_data.images.size(2);
+  const RunData data = load_run_data(config, options.skip_bad_images, options.progress);
+  const Dataset& train_data = data.train;
+  const Dataset& test_data = data.test;
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
   warn_about_empty_classes(train_targets, config.classes);
 
@@ -200,7 +209,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                                    options.progress, &metrics, epoch);
     step_seconds += stats.seconds;
     steps_run += stats.steps;
-    test_embedding = embed(state.model, test_data);
+    test_embedding = embed(state.model, test_data, embed_options(config, options));
     test = closed_set_accuracy(test_embedding, config.classes);
     state.epoch = epoch;
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
@@ -208,24 +217,37 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     // file never lacks the line of an epoch the checkpoint has.
     metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
                    {"train_softmax", stats.softmax}, {"train_center", stats.center},
-                   {"train_accuracy", stats.accuracy}, {"test_accuracy", test.accuracy},
-                   {"test_softmax", test.softmax_loss}, {"seconds", stats.seconds},
+                   {"train_accuracy", stats.accuracy}, {"test_accuracy", or_null(test.accuracy, test.count)},
+                   {"test_softmax", or_null(test.softmax_loss, test.count)}, {"seconds", stats.seconds},
                    {"ms_per_step", 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1)},
-                   {"skipped_updates", state.center_loss->skipped_updates()}});
+                   {"skipped_updates", state.center_loss->skipped_updates()},
+                   {"images_per_s", stats.images / std::max(stats.seconds, 1e-9)},
+                   {"decode_images_per_s", stats.loader.images_per_second()},
+                   {"loader_threads", config.loader_threads},
+                   {"data_wait_s", stats.loader.wait_seconds},
+                   {"bad_images", train_data.skip_bad ? train_data.skip_bad->count() : 0}});
     save_checkpoint(checkpoint, state);
-    fmt::print(stderr, "epoch {}: test accuracy {:.2f}% ({} samples), {:.1f} ms/step\n", epoch,
-               100.0 * test.accuracy, test.count, 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1));
+    fmt::print(stderr, "epoch {}: {}, {:.1f} ms/step, {:.0f} images/s (loader: {:.0f} images/s per "
+               "thread, step waited {:.1f} s for data)\n", epoch, test_text(test),
+               1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1),
+               stats.images / std::max(stats.seconds, 1e-9), stats.loader.images_per_second(),
+               stats.loader.wait_seconds);
+    if (train_data.skip_bad && train_data.skip_bad->count() > 0) {
+      fmt::print(stderr, "warning: {}\n", train_data.skip_bad->summary());
+    }
   }
   summary.epochs = state.epoch;
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
   if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)
-    test_embedding = embed(state.model, test_data);
+    test_embedding = embed(state.model, test_data, embed_options(config, options));
     test = closed_set_accuracy(test_embedding, config.classes);
   }
-  summary.test_accuracy = test.accuracy;
+  summary.test_accuracy = test.count > 0 ? test.accuracy : std::numeric_limits<double>::quiet_NaN();
   if (options.outputs) {
-    save_embedding(path_join(dir, "test_features.pt"), test_embedding,
-                   state.center_loss->centers(), config.classes);
+    if (test_data.size() > 0) {
+      save_embedding(path_join(dir, "test_features.pt"), test_embedding,
+                     state.center_loss->centers(), config.classes);
+    }
     write_run_outputs(options.out_dir, options.python);
   }
   return summary;

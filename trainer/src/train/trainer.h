@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
@@ -31,6 +32,7 @@ struct RunOptions {
   // that the file is parsed once; else train() opens it.
   std::shared_ptr<CheckpointFile> checkpoint;
   bool progress = true;          // progress bar on stderr
+  bool skip_bad_images = false;  // image folders: leave bad files out (and say which) instead of stopping
   bool outputs = true;           // test features, figures and report.md at the end
   std::string python = default_python();
 };
@@ -40,17 +42,21 @@ struct EpochStats {
   double center = 0.0;    // mean center loss (before lambda)
   double accuracy = 0.0;  // training accuracy over the epoch's samples
   int64_t steps = 0;
+  int64_t images = 0;     // samples trained on (bad images skipped are not counted)
   double seconds = 0.0;
+  LoaderStats loader;     // images/s prepared per loader thread, time the steps waited for data
 };
 
 struct TrainSummary {
   int64_t epochs = 0;  // epochs completed in total
-  double test_accuracy = 0.0;  // closed-set, over the test samples of the trained classes
+  double test_accuracy = 0.0;  // closed-set, over the test samples of the trained classes (NaN: none)
   double ms_per_step = 0.0;    // mean over the steps this process ran
 };
 
 // One pass over `data` (labels remapped to the model's classes in `targets`), in the order of
-// `order` ([N] int64 indices), in batches of config.batch_size. Updates `state` in place.
+// `order` ([N] int64 indices), in batches of config.batch_size prepared by a BatchLoader
+// (config.loader_threads; horizontal flips drawn from (seed, epoch) if config.flip). Updates
+// `state` in place.
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
                        const torch::Tensor& order, double lr, const std::string& label,
                        bool progress, MetricsWriter* metrics, int64_t epoch);

@@ -7,12 +7,17 @@
 #include <functional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace centerloss::trainer {
 
 std::string path_join(const std::string& dir, const std::string& name);
 bool is_file(const std::string& path);       // a regular file (following links)
 bool path_exists(const std::string& path);
+bool is_dir(const std::string& path);        // a directory (following links)
+// The names in a directory (not "." or ".."), sorted bytewise so that every machine lists them
+// in one order; throws std::runtime_error naming the path if it cannot be read.
+std::vector<std::string> list_dir(const std::string& path);
 std::string absolute_path(const std::string& path);  // relative paths are joined to the cwd
 std::string parent_dir(const std::string& path);     // "a/b/c" -> "a/b"; "c" -> "."
 std::string base_name(const std::string& path);      // "a/b/c" -> "c"
