@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 from _common import calibrated_iters, centers_table, wall_times
 
 ALPHA = 0.5  # center step of the paper rule, and SGD learning rate of the distmat recipe

@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import centerloss  # noqa: E402
+import centerloss.functional  # noqa: E402  (loads torch.ops.centerloss)
 from plain_runner import cuda_only, run_tests  # noqa: E402
 import reference  # noqa: E402
 

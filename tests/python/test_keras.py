@@ -32,11 +32,16 @@ CHECKS = [
     "check_nan_batch_skips_update",
     "check_first_sight_init",
     "check_mixed_precision",
+    "check_mixed_precision_fit",
+    "check_fit_step_touches_only_the_batch_rows",
+    "check_fit_step_repeats_bitwise",
+    "check_fit_skips_a_nan_batch",
     "check_save_load_round_trip",
     "check_bad_labels_raise",
     "check_bad_labels_under_xla_change_nothing",
     "check_narrow_integer_labels",
     "check_example_short_run",
+    "check_question_model_quick_run",
 ]
 _workers: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
 _results: dict[str, dict] = {}

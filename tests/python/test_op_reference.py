@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 import reference
 from reference import DTYPES, SHAPES, make_case
 
