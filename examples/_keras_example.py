@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _fashion_mnist import DATA_DIR
+from _fashion_mnist import DATA_DIR, load_split
 
 
 def parser(description: str, batch_size: int, lr: float, optimizer: str) -> argparse.ArgumentParser:
@@ -48,6 +48,14 @@ def start_keras(args):
 
     keras.utils.set_random_seed(args.seed)
     return keras
+
+
+def fashion_mnist(args):
+    """(x_train, y_train, x_test, y_test, num_classes), the test split cut to --eval-samples."""
+    x_train, y_train = load_split(args.data_dir, "train")
+    x_test, y_test = load_split(args.data_dir, "t10k")
+    return (x_train, y_train, x_test[: args.eval_samples], y_test[: args.eval_samples],
+            int(y_train.max()) + 1)
 
 
 def schedule(args, train_size: int) -> tuple[int, int]:

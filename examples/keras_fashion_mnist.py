@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fashion_mnist import load_split  # noqa: E402
-from _keras_example import parser, start_keras, train_and_score  # noqa: E402
+from _keras_example import fashion_mnist, parser, start_keras, train_and_score  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,10 +44,7 @@ def build_models(keras, num_classes: int, weight: float, alpha: float):
 def main(argv=None) -> int:
     args = parse_args(argv)
     keras = start_keras(args)
-    x_train, y_train = load_split(args.data_dir, "train")
-    x_test, y_test = load_split(args.data_dir, "t10k")
-    x_test, y_test = x_test[: args.eval_samples], y_test[: args.eval_samples]
-    num_classes = int(y_train.max()) + 1
+    x_train, y_train, x_test, y_test, num_classes = fashion_mnist(args)
 
     train_model, predict_model = build_models(keras, num_classes, args.weight, args.alpha)
     # Crossentropy with weight 1 here; the center loss (weight 0.2) is added by the layer.

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fashion_mnist import load_split  # noqa: E402
-from _keras_example import parser, start_keras, train_and_score  # noqa: E402
+from _keras_example import fashion_mnist, parser, start_keras, train_and_score  # noqa: E402
 
 SIZE = 100
 QUICK = ["--steps", "3", "--eval-samples", "128", "--quiet"]
@@ -92,10 +91,7 @@ def batches(keras, images, labels, batch_size: int, num_classes: int, with_label
 def main(argv=None) -> dict:
     args = parse_args(argv)
     keras = start_keras(args)
-    x_train, y_train = load_split(args.data_dir, "train")
-    x_test, y_test = load_split(args.data_dir, "t10k")
-    x_test, y_test = x_test[: args.eval_samples], y_test[: args.eval_samples]
-    num_classes = int(y_train.max()) + 1
+    x_train, y_train, x_test, y_test, num_classes = fashion_mnist(args)
 
     train_model, predict_model = question_model(keras, num_classes, args.weight, args.alpha)
     # 3: one compiled loss (weight 1); the layer adds weight * center loss.
