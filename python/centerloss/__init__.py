@@ -25,7 +25,8 @@ _TORCH_NAMES = {
 }
 _TORCH_SUBMODULES = ("nn", "functional", "distributed")
 
-__all__ = [*_TORCH_NAMES, "__version__"]
+__all__ = ["CenterLoss", "center_loss", "update_centers_", "init_centers_first_sight_",
+           "__version__"]
 
 
 def __getattr__(name: str):
