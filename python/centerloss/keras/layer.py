@@ -35,7 +35,9 @@ class CenterLoss(keras.layers.Layer):
     saved in ``.keras`` files with the options (``get_config``).
 
     On the torch backend the loss and the step are the project's C++ op
-    (``torch.ops.centerloss``); on jax and tensorflow they are the same maths in ``keras.ops``.
+    (``torch.ops.centerloss``); on jax and tensorflow they are the same maths in ``keras.ops``,
+    reading and writing only the centers of the classes in the batch, and neither torch nor the
+    compiled library is imported.
     """
 
     def __init__(
