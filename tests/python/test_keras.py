@@ -42,6 +42,7 @@ CHECKS = [
     "check_narrow_integer_labels",
     "check_example_short_run",
     "check_question_model_quick_run",
+    "check_torch_is_imported_only_on_the_torch_backend",
 ]
 _workers: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
 _results: dict[str, dict] = {}

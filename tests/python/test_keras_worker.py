@@ -488,6 +488,18 @@ def check_fit_skips_a_nan_batch(keras, CenterLoss):
     assert int(numpy_of(keras, layer.skipped_updates)) == 1
 
 
+def check_torch_is_imported_only_on_the_torch_backend(keras, CenterLoss):
+    """centerloss.keras imports torch (and loads the compiled library) only on the torch
+    backend, though torch is installed here; on jax and tensorflow none of the checks before
+    this one (they run in name order) nor a fit step imported it."""
+    x, y, _ = batch(17)
+    model, _ = isolated_model(keras, CenterLoss, K, D)
+    model.fit([x, y], batch_size=N, epochs=1, verbose=0)
+    on_torch = keras.backend.backend() == "torch"
+    assert ("torch" in sys.modules) == on_torch, sorted(m for m in sys.modules if "torch" in m)
+    assert ("centerloss._ops" in sys.modules) == on_torch
+
+
 def check_question_model_quick_run(keras, CenterLoss):
     """examples/keras_question_model.py --quick (the question's 100x100x3 model, a few steps on
     real Fashion-MNIST), in this process."""
