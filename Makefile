@@ -1,6 +1,7 @@
 # The two set-up commands: `make demo` (main job) and `make test` (the suite). Each installs
 # what it needs: Debian packages (scripts/install_system_deps.sh) and a virtual environment in
-# .venv with the pinned Python packages (requirements.txt).
+# .venv with the pinned Python packages: requirements-demo.txt for the build and the demo (torch,
+# matplotlib), requirements.txt for the tests (the demo's, plus pytest, keras, jax, tensorflow).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ BUILD ?= build
 THREADS ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-cpp test-python demo sweep clean
+.PHONY: all deps deps-test build test test-cpp test-python demo sweep clean
 
 all: build
 
@@ -17,14 +18,22 @@ $(BUILD)/.system-deps: scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(VENV)/.installed: requirements.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
 	echo "$(CURDIR)/python" > "$$($(PY) -c 'import site; print(site.getsitepackages()[0])')/centerloss-dev.pth"
+
+$(VENV)/.installed-demo: requirements-demo.txt | $(PY)
+	$(VENV)/bin/pip install --quiet -r requirements-demo.txt
 	touch $@
 
-deps: $(BUILD)/.system-deps $(VENV)/.installed
+$(VENV)/.installed-test: requirements.txt $(VENV)/.installed-demo
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+# What the build and the demo need; deps-test adds what the tests need.
+deps: $(BUILD)/.system-deps $(VENV)/.installed-demo
+deps-test: deps $(VENV)/.installed-test
 
 $(BUILD)/build.ninja: deps CMakeLists.txt
 	cmake -S . -B $(BUILD) -G Ninja \
@@ -39,12 +48,12 @@ build: $(BUILD)/build.ninja
 cli: $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $$(nproc) --target centerloss_cli
 
-test-cpp: build
+test-cpp: build deps-test
 	cd $(BUILD) && OMP_NUM_THREADS=$(THREADS) ctest --output-on-failure -j 2
 
 # tests/python: the package and the op on every device (cuda variants skip without a GPU);
 # tests/trainer: the command line end to end.
-test-python: build
+test-python: build deps-test
 	CENTERLOSS_CLI=$(BUILD)/trainer/centerloss OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q \
 	  tests/python tests/trainer
 

@@ -6,6 +6,8 @@ import time
 
 import torch
 
+import centerloss.functional  # noqa: F401  (loads torch.ops.centerloss)
+
 
 def calibrated_iters(fn, target_s: float, min_iters: int, max_iters: int, warmup: int,
                      sync=lambda: None) -> int:

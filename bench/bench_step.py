@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 from _common import centers_table
 from step_recipes import (ALPHA, gather_loss, gather_update, make_distmat_step, make_gather_step,
                           make_op_graph_step, make_op_raw_step, make_op_step)

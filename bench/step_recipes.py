@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 
 ALPHA = 0.5  # center step of the paper rule, and SGD learning rate of the distmat recipe
 

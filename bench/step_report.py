@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+import centerloss.functional  # noqa: F401  (loads torch.ops.centerloss)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

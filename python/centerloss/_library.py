@@ -39,8 +39,12 @@ def load() -> None:
     path = _library_path()
     if not path.exists():
         raise ImportError(
-            f"centerloss: compiled library not found at {path}. Build it with `make build` "
-            "(or `pip install .`), or point CENTERLOSS_LIBRARY at libcenterloss.so."
+            f"centerloss: compiled library not found at {path}. This install has only the "
+            "pure-Python part (centerloss.keras on jax and tensorflow), as pip builds it where "
+            "torch or a compiler is missing. Install torch, then `pip install "
+            "--no-build-isolation --force-reinstall centerloss` (CENTERLOSS_NATIVE=1 makes a "
+            "failed build an error); in the source tree `make build`; or point "
+            "CENTERLOSS_LIBRARY at libcenterloss.so."
         )
     built = _built_for()
     if built is not None and not _same_release(built, torch.__version__):

@@ -1,23 +1,9 @@
-"""Typed functional wrappers around torch.ops.centerloss (no maths here: it is all in C++)."""
+"""The PyTorch functions of center loss (the maths is all in the C++ op, called through _ops)."""
 from __future__ import annotations
 
 import torch
 
-from ._options import REDUCTIONS, STEP_RULES
-
-
-def _reduction_code(reduction: str) -> int:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {sorted(REDUCTIONS)}, got {reduction!r}")
-    return REDUCTIONS[reduction]
-
-
-def _rule_code(rule: str) -> int:
-    if rule not in STEP_RULES:
-        raise ValueError(
-            f"rule must be one of {sorted(STEP_RULES)} for an explicit center step, got {rule!r}"
-        )
-    return STEP_RULES[rule]
+from . import _ops
 
 
 def center_loss(
@@ -38,9 +24,7 @@ def center_loss(
     scaled in place); with retain_graph it is a new tensor. create_graph=True (double backward)
     is exact for margin 0 and raises for a margin > 0.
     """
-    return torch.ops.centerloss.center_loss(
-        features, labels, centers, float(margin), _reduction_code(reduction)
-    )
+    return _ops.center_loss(features, labels, centers, margin, reduction)
 
 
 def update_centers_(
@@ -56,21 +40,7 @@ def update_centers_(
     Returns a 0-d bool tensor on the centers' device: False when a feature row was non-finite and
     nothing changed. No autograd.
     """
-    with torch.no_grad():
-        return torch.ops.centerloss.update_centers_(
-            centers, features.detach(), labels, float(alpha), _rule_code(rule)
-        )
-
-
-def _center_loss_step(features, labels, centers, skipped, margin, reduction, alpha, rule):
-    """The modules' training step in one op (torch.ops.centerloss._center_loss_step_): the loss
-    of center_loss (differentiable in features), then the paper/mean step of `centers` in place;
-    a non-finite batch moves nothing and adds 1 to `skipped` (int64, on the device, no sync).
-    Internal: for nn.CenterLoss and the Keras layer on torch."""
-    return torch.ops.centerloss._center_loss_step_(
-        features, labels, centers, skipped, float(margin), _reduction_code(reduction),
-        float(alpha), _rule_code(rule),
-    )
+    return _ops.update_centers_(centers, features, labels, alpha, rule)
 
 
 def init_centers_first_sight_(
@@ -80,7 +50,4 @@ def init_centers_first_sight_(
 
     seen: [K] bool. Returns how many classes were initialised. A non-finite batch changes nothing.
     """
-    with torch.no_grad():
-        return int(
-            torch.ops.centerloss.init_centers_first_sight_(centers, seen, features.detach(), labels)
-        )
+    return int(_ops.init_centers_first_sight_(centers, seen, features, labels))

@@ -4,20 +4,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._options import check_alpha, check_common, check_margin
-from .distributed import gather_batches, warn_if_distributed_without_group
-from .functional import (
-    _center_loss_step,
-    _reduction_code,
-    center_loss,
-    init_centers_first_sight_,
-    update_centers_,
-)
+from . import _ops
+from ._collectives import gather_batches, warn_if_distributed_without_group
+from ._options import REDUCTIONS, check_alpha, check_choice, check_common, check_margin
 
 
 def _checked_reduction(reduction: str) -> str:
-    _reduction_code(reduction)
-    return reduction
+    return check_choice("CenterLoss", "reduction", reduction, REDUCTIONS)
 
 
 class _CheckedOption:
@@ -57,7 +50,7 @@ class CenterLoss(nn.Module):
     Data parallel: pass ``process_group`` (a ``torch.distributed`` group, or ``"world"``) and
     every rank applies the step of the union of the ranks' batches (spec section 5), so the
     centers stay identical without a broadcast; the loss and its gradient stay local. See
-    ``centerloss.distributed``.
+    ``centerloss.distributed.skip_ddp_buffer_sync`` for DistributedDataParallel.
     """
 
     def __init__(
@@ -92,7 +85,7 @@ class CenterLoss(nn.Module):
         # in): the random center rows of each step then cost fewer TLB misses
         # (csrc/memory/huge_pages.h).
         centers = torch.empty(self.num_classes, self.feature_dim)
-        torch.ops.centerloss._advise_huge_pages(centers)
+        _ops.advise_huge_pages(centers)
         if init == "normal":
             nn.init.normal_(centers, 0.0, self.init_std)
         elif init == "xavier":
@@ -149,13 +142,13 @@ class CenterLoss(nn.Module):
         elif (stepping or first_sight) and not self._world_checked:
             self._check_world()
         if first_sight:
-            init_centers_first_sight_(self.centers, self.seen, *state_batch)
+            _ops.init_centers_first_sight_(self.centers, self.seen, *state_batch)
         if stepping and self.process_group is None:
             # Loss and step in one op: labels checked once, no sync on CUDA, a non-finite batch
             # counted on the device; on the CPU one pass over the batch where that is faster.
-            return _center_loss_step(features, labels, self.centers, self.skipped_updates,
-                                     self.margin, self.reduction, self.alpha, self.update)
-        loss = center_loss(features, labels, self.centers, self.margin, self.reduction)
+            return _ops.center_loss_step_(features, labels, self.centers, self.skipped_updates,
+                                          self.margin, self.reduction, self.alpha, self.update)
+        loss = _ops.center_loss(features, labels, self.centers, self.margin, self.reduction)
         if stepping:
             self._apply_step(*state_batch)
         return loss
@@ -180,7 +173,7 @@ class CenterLoss(nn.Module):
             warn_if_distributed_without_group("CenterLoss")
 
     def _apply_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        applied = update_centers_(self.centers, features, labels, self.alpha, self.update)
+        applied = _ops.update_centers_(self.centers, features, labels, self.alpha, self.update)
         self.skipped_updates.add_(applied.logical_not())  # on the device: no host sync
         return applied
 

@@ -1,11 +1,13 @@
 """Helpers for the install tests: the repository, commands, build environments, and a fresh
-virtual environment that sees the already-installed torch.
+virtual environment that sees the already-installed packages (all of them, or all but torch).
 
-Why the fresh venv borrows torch: re-downloading torch (4.7 GB) per test run is out of the
-question and the tests run offline. The new venv gets a .pth line naming the running
-interpreter's site-packages (the project's .venv), so torch, keras and scikit-build-core are
-importable, while `centerloss` itself is not: .pth files inside a directory added that way are
-not processed, so the .venv's development .pth (which puts python/ on sys.path) stays inactive.
+Why the fresh venv borrows packages: re-downloading torch (4.7 GB), tensorflow and jax per test
+run is out of the question and the tests run offline. The new venv gets a .pth line naming the
+running interpreter's site-packages (the project's .venv), so torch, keras and
+scikit-build-core are importable, while `centerloss` itself is not: .pth files inside a
+directory added that way are not processed, so the .venv's development .pth (which puts python/
+on sys.path) stays inactive. A venv without torch borrows a folder of links to every entry of
+that site-packages except torch and the packages only torch uses.
 """
 from __future__ import annotations
 
@@ -55,11 +57,27 @@ def build_env(ccache_base: Path) -> dict:
     return env
 
 
-def make_venv(path: Path) -> Path:
+# Site-packages entries of torch and of the packages only torch needs (its CUDA libraries).
+TORCH_ENTRIES = re.compile(r"^(torch|torchgen|functorch|triton|nvidia)([-_.].*)?$")
+
+
+def make_venv(path: Path, without_torch: bool = False) -> Path:
     """A new venv whose own site-packages is empty but which can import the running
-    interpreter's packages (torch); returns its python."""
+    interpreter's packages (with torch, or without it); returns its python."""
     run([sys.executable, "-m", "venv", path])
     python = path / "bin" / "python"
+    borrowed = Path(sysconfig.get_paths()["purelib"])
+    if without_torch:
+        links = path / "borrowed"
+        links.mkdir()
+        for entry in borrowed.iterdir():
+            if not TORCH_ENTRIES.match(entry.name):
+                (links / entry.name).symlink_to(entry)
+        borrowed = links
     site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    Path(site, "_borrowed_site_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    Path(site, "_borrowed_site_packages.pth").write_text(f"{borrowed}\n")
     return python
+
+
+def site_packages(python: Path) -> Path:
+    return Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())

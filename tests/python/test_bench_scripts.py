@@ -55,3 +55,31 @@ def test_bench_kernels_writes_every_row(tmp_path):
                                           "forward_step", "grad_unit", "grad_lambda",
                                           "grad_lambda_retained"))
     assert report["commit"] is None or len(report["commit"]) == 40
+
+
+def test_bench_keras_step_times_both_versions(tmp_path):
+    """bench_keras_step.py on a tiny sweep (jax only): this tree's layer and HEAD's (git archive)
+    in separate processes, the JSON and the table."""
+    run_script("bench_keras_step.py", "--backends", "jax", "--d", "8", "--k", "10", "100", "--n",
+               "32", "--steps", "3", "--warmup", "2", "--threads", "1", "--before", "HEAD",
+               "--out-dir", str(tmp_path))
+    report = json.loads((tmp_path / "bench_keras_step.json").read_text())
+    rows = report["results"]
+    assert {(r["version"], r["K"], r["round"]) for r in rows} == {
+        (v, k, 0) for v in ("before", "after") for k in (10, 100)}
+    assert all(r["backend"] == "jax" and r["D"] == 8 and r["step_ms"] > 0 for r in rows)
+    table = (tmp_path / "bench_keras_step.md").read_text()
+    assert table.count("\n| jax | 8 |") == 2 and "after K_max/K_min" in table
+
+
+def test_bench_keras_step_keeps_the_fastest_round():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        from bench_keras_step import fastest_rounds, markdown
+    finally:
+        sys.path.pop(0)
+    rows = [dict(backend="jax", version="after", D=8, K=k, step_ms=ms, p10_ms=ms, round=r)
+            for k, r, ms in ((10, 0, 2.0), (10, 1, 1.0), (100, 0, 1.5), (100, 1, 3.0))]
+    best = {(r["K"], r["round"]) for r in fastest_rounds(rows)}
+    assert best == {(10, 1), (100, 0)}
+    assert "| jax | 8 | 1.00 | 1.50 | 1.50 |" in markdown(fastest_rounds(rows), ["after"])

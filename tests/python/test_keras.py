@@ -1,7 +1,7 @@
 """centerloss.keras on every installed Keras backend (torch: the C++ op; jax, tensorflow:
 keras.ops), and parity between the backends.
 
-Keras fixes its backend at import, so each backend runs test_keras_worker.py in its own
+Keras fixes its backend at import, so each backend runs keras_worker.py in its own
 process (KERAS_BACKEND set), all started together; each of its checks becomes one test here.
 A backend is skipped only when its package is not installed (requirements.txt installs all
 three, and all three install on this machine).
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-WORKER = HERE / "test_keras_worker.py"
+WORKER = HERE / "keras_worker.py"
 BACKENDS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}  # backend: package
 CHECKS = [
     "check_training_call_moves_centers",
@@ -32,11 +32,17 @@ CHECKS = [
     "check_nan_batch_skips_update",
     "check_first_sight_init",
     "check_mixed_precision",
+    "check_mixed_precision_fit",
+    "check_fit_step_touches_only_the_batch_rows",
+    "check_fit_step_repeats_bitwise",
+    "check_fit_skips_a_nan_batch",
     "check_save_load_round_trip",
     "check_bad_labels_raise",
     "check_bad_labels_under_xla_change_nothing",
     "check_narrow_integer_labels",
     "check_example_short_run",
+    "check_question_model_quick_run",
+    "check_torch_is_imported_only_on_the_torch_backend",
 ]
 _workers: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
 _results: dict[str, dict] = {}

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 import reference
 
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 import reference
 from reference import (CUDA_SHAPES, DTYPES, SHAPES, TOL, deterministic, make_case, max_abs_diff,
                        per_device)

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 import reference
 
 
@@ -67,7 +67,7 @@ def test_large_k_touches_only_present_classes():
 
 DETERMINISM_SCRIPT = textwrap.dedent(
     """
-    import sys, torch, centerloss
+    import sys, torch, centerloss.functional
     torch.set_num_threads(int(sys.argv[1]))
     g = torch.Generator().manual_seed(7)
     out = []
@@ -100,7 +100,7 @@ def test_bitwise_identical_for_any_thread_count(tmp_path):
 
 ISA_SCRIPT = textwrap.dedent(
     """
-    import sys, torch, centerloss
+    import sys, torch, centerloss.functional
     torch.set_num_threads(2)
     g = torch.Generator().manual_seed(11)
     out = [torch.ops.centerloss._cpu_isa()]

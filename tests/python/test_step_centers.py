@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import centerloss
+import centerloss.functional  # loads torch.ops.centerloss
 import reference
 
 

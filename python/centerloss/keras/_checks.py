@@ -7,7 +7,7 @@ import functools
 import numpy as np
 from keras import backend, ops
 
-from .._options import REDUCTIONS, check_common
+from .._options import check_common
 
 
 def check_options(num_classes, alpha, weight, reduction, update, margin, init, init_std) -> None:
@@ -20,12 +20,6 @@ def check_options(num_classes, alpha, weight, reduction, update, margin, init, i
             f"per-sample vector use centerloss.keras.center_loss(..., reduction='none')), "
             f"got {reduction!r}"
         )
-
-
-def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"center_loss: reduction must be one of {tuple(REDUCTIONS)}, got {reduction!r}")
 
 
 def check_pair(inputs, what: str) -> None:

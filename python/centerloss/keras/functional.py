@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from keras import backend, ops
 
-from .. import functional as torch_functional  # the C++ ops, for the torch backend
-from .._options import STEP_RULES
+from .._options import REDUCTIONS, STEP_RULES, check_choice
 from . import _checks, _math
 
 
@@ -15,11 +14,13 @@ def center_loss(features, labels, centers, margin: float = 0.0, reduction: str =
     "mean" (s = 1/N), "sum" (s = 1) or "none" (the [N] per-sample vector). Float32 result
     (float64 for float64 features). Differentiable in features and centers; changes nothing.
     """
-    _checks.check_reduction(reduction)
+    check_choice("center_loss", "reduction", reduction, REDUCTIONS)
     features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
     labels = _checks.check_batch(features, labels, centers.shape)
     if backend.backend() == "torch":
-        return torch_functional.center_loss(features, labels, centers, float(margin), reduction)
+        from . import _torch
+
+        return _torch.center_loss(features, labels, centers, float(margin), reduction)
     return _math.reduce_loss(_math.per_sample_loss(features, labels, centers, margin), reduction)
 
 
@@ -29,12 +30,17 @@ def center_step(centers, features, labels, alpha: float = 0.5, rule: str = "pape
     Returns (new_centers [K, D], applied scalar bool); applied is False, and new_centers equals
     centers, when a feature is non-finite.
     """
-    if rule not in STEP_RULES:
-        raise ValueError(f"center_step: rule must be 'paper' or 'mean', got {rule!r}")
+    check_choice("center_step", "rule", rule, STEP_RULES)
     features, labels, centers = (ops.convert_to_tensor(t) for t in (features, labels, centers))
     labels = _checks.check_batch(features, labels, centers.shape)
     if backend.backend() == "torch":
-        moved = centers.detach().clone()
-        applied = torch_functional.update_centers_(moved, features, labels, float(alpha), rule)
-        return moved, applied
-    return _math.center_step(centers, features, labels, alpha, rule)
+        from . import _torch
+
+        return _torch.center_step(centers, features, labels, float(alpha), rule)
+    num_classes = centers.shape[0]
+    batch = _math.BatchClasses(_math.safe_labels(labels, num_classes))
+    rows = ops.take(centers, batch.classes, axis=0)
+    rows, applied = _math.step_rows(rows, features, batch,
+                                    _math.labels_in_range(labels, num_classes), alpha, rule)
+    classes, rows = batch.write_back(rows)
+    return ops.scatter_update(centers, ops.expand_dims(classes, 1), rows), applied

@@ -3,11 +3,9 @@ model's losses and moves the centers in training (spec sections 1-4)."""
 from __future__ import annotations
 
 import keras
-import torch
 from keras import backend, ops
 
-from .. import functional as torch_functional
-from . import _checks, _math, _replicas
+from . import _checks, _math, _replicas, _state
 
 _INITIALIZERS = {"zeros": "zeros", "first_sight": "zeros", "xavier": "glorot_uniform"}
 
@@ -37,7 +35,9 @@ class CenterLoss(keras.layers.Layer):
     saved in ``.keras`` files with the options (``get_config``).
 
     On the torch backend the loss and the step are the project's C++ op
-    (``torch.ops.centerloss``); on jax and tensorflow they are the same maths in ``keras.ops``.
+    (``torch.ops.centerloss``); on jax and tensorflow they are the same maths in ``keras.ops``,
+    reading and writing only the centers of the classes in the batch, and neither torch nor the
+    compiled library is imported.
     """
 
     def __init__(
@@ -101,55 +101,52 @@ class CenterLoss(keras.layers.Layer):
         features, labels = inputs
         labels = _checks.check_batch(features, labels, (self.num_classes, self.feature_dim))
         if backend.backend() == "torch":
-            loss = self._torch_forward(features, labels, bool(training))
+            from . import _torch  # the C++ op; only this backend imports torch
+
+            loss = _torch.layer_forward(self, features, labels, bool(training))
         else:
             loss = self._ops_forward(features, labels, bool(training))
         self.add_loss(self.weight * loss)
         return features
 
-    def _moves_in_forward(self, training: bool) -> bool:
-        return training and self.update != "gradient"
-
     def _ops_forward(self, features, labels, training: bool):
-        centers = ops.convert_to_tensor(self.centers)
-        # The state moves with the global batch of every replica (MirroredStrategy), the loss
-        # with this replica's slice. The state is not differentiated (as in the C++ op: the
-        # first-sight means and the step are no part of the loss's gradient), which also keeps
-        # the gather out of the backward pass.
-        state_batch = (features, labels)
-        if training and (self.init == "first_sight" or self.update != "gradient"):
-            state_batch = _replicas.global_batch(ops.stop_gradient(features), labels)
-        if training and self.init == "first_sight":
-            centers, seen = _math.first_sight(centers, self.seen, *state_batch)
-            self.centers.assign(centers)
-            self.seen.assign(seen)
-        per_sample = _math.per_sample_loss(features, labels, centers, self.margin)
+        """jax and tensorflow: the state maths of _math on the rows of the batch's classes only
+        (_state reads and writes them); the loss from the rows after any first-sight
+        initialisation, and the step from the same rows."""
+        first_sight = training and self.init == "first_sight"
+        stepping = training and self.update != "gradient"
+        valid = _math.labels_in_range(labels, self.num_classes)
+        rows_of_labels = None
+        if first_sight or stepping:
+            # The state moves with the global batch of every replica (MirroredStrategy), the
+            # loss with this replica's slice. The state is not differentiated (as in the C++
+            # op: the first-sight means and the step are no part of the loss's gradient),
+            # which also keeps the gather out of the backward pass.
+            state_features, state_labels = _replicas.global_batch(
+                ops.stop_gradient(features), labels)
+            state_valid = _math.labels_in_range(state_labels, self.num_classes)
+            batch = _math.BatchClasses(_math.safe_labels(state_labels, self.num_classes))
+            rows = _state.read_rows(self.centers, batch.classes)
+            if first_sight:
+                seen = _state.read_rows(self.seen, batch.classes)
+                rows, seen = _math.first_sight_rows(rows, seen, state_features, batch,
+                                                    state_valid)
+                _state.write_rows(self.centers, *batch.write_back(rows))
+                _state.write_rows(self.seen, *batch.write_back(seen))
+            if state_labels is labels:
+                # The loss reads the rows the step writes from, not the table: on jax the
+                # table's only read then comes before its write, which XLA can do in place.
+                rows_of_labels = ops.take(rows, batch.slot, axis=0)
+        if rows_of_labels is None:
+            rows_of_labels = _state.read_rows(self.centers,
+                                              _math.safe_labels(labels, self.num_classes))
+        per_sample = _math.per_sample_loss_of_rows(features, rows_of_labels, valid, self.margin)
         loss = _math.reduce_loss(per_sample, self.reduction)
-        if self._moves_in_forward(training):
-            moved, applied = _math.center_step(centers, *state_batch, self.alpha, self.update)
-            self.centers.assign(moved)
+        if stepping:
+            rows, applied = _math.step_rows(rows, state_features, batch, state_valid, self.alpha,
+                                            self.update)
+            _state.write_rows(self.centers, *batch.write_back(rows))
             self.skipped_updates.assign_add(ops.cast(ops.logical_not(applied), "int32"))
-        return loss
-
-    def _torch_forward(self, features, labels, training: bool):
-        centers = self.centers.value  # the variable's torch tensor, updated in place
-        # call() left the label values to these ops: each raises (RuntimeError) for a label
-        # outside [0, K) before it changes anything.
-        if training and self.init == "first_sight":
-            torch_functional.init_centers_first_sight_(centers, self.seen.value, features, labels)
-        if not self._moves_in_forward(training):
-            return torch_functional.center_loss(
-                features, labels, centers, self.margin, self.reduction
-            )
-        # As centerloss.CenterLoss does: loss and step in one op (labels checked once, no sync
-        # on CUDA, a non-finite batch counted on the device). The op's counter is int64; the
-        # saved weight stays int32.
-        skipped = torch.zeros((), dtype=torch.int64, device=centers.device)
-        loss = torch_functional._center_loss_step(
-            features, labels, centers, skipped, self.margin, self.reduction, self.alpha,
-            self.update,
-        )
-        self.skipped_updates.assign_add(ops.cast(skipped, "int32"))
         return loss
 
     def compute_output_spec(self, inputs, training=False):
