@@ -93,7 +93,7 @@ TEST_P(ResumeTest, ResumedRunEqualsUninterruptedRunBitwise) {
   first.epochs = 1;
   train(first, quiet(dir / "resumed"));
   RunOptions resume = quiet(dir / "resumed");
-  resume.resume = true;
+  resume.start = StartMode::Resume;
   const TrainSummary summary = train(config, resume);  // epochs = 2 again
   EXPECT_EQ(summary.epochs, 2);
 

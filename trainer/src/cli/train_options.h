@@ -17,10 +17,20 @@ struct TrainCli {
   std::string classes, holdout, arch = "lenets++", reduction = "mean", update = "paper",
                                 init = "zeros";
   bool no_progress = false, no_outputs = false;
+  // run handling: --resume [auto] (resume_option tells whether it was given), --overwrite
+  std::string resume, checkpoint_every = kDefaultCheckpointEvery, on_nonfinite = "stop";
+  bool overwrite = false;
+  const CLI::Option* resume_option = nullptr;
 };
 
 // Registers the options on `command`; values land in `cli` (which must outlive parsing).
 void add_train_options(CLI::App& command, TrainCli& cli);
+
+// --resume / --resume auto / --overwrite / none of them.
+StartMode start_mode(const TrainCli& cli);
+
+// The run options of the command line (out_dir and checkpoint left to the caller).
+RunOptions run_options(const TrainCli& cli);
 
 // Turns the parsed strings into the config (enums, class selection); throws
 // std::invalid_argument naming the option.

@@ -6,11 +6,13 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
+#include <csignal>
+#include <nlohmann/json.hpp>
 
 #include "embed/embed.h"
 #include "train/report.h"
 #include "train/run.h"
+#include "train/stop_signals.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -68,24 +70,29 @@ torch::Tensor epoch_order(uint64_t seed, int64_t epoch, int64_t n) {
 
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
                        const torch::Tensor& order, double lr, const std::string& label,
-                       bool progress, MetricsWriter* metrics, int64_t epoch) {
+                       bool progress, MetricsWriter* metrics, int64_t epoch,
+                       const AfterStep& after_step, OnNonfinite on_nonfinite) {
   const TrainConfig& config = state.config;
   state.model->train();
   state.center_loss->train();
   set_lr(*state.optimizer, lr);
   const int64_t n = order.size(0);
   const int64_t steps = (n + config.batch_size - 1) / config.batch_size;
+  EpochProgress& p = state.progress;
+  if (p.step > steps) {
+    throw std::runtime_error(fmt::format("the checkpoint is at step {} of epoch {}, which has "
+                                         "only {} steps: the training data changed", p.step, epoch, steps));
+  }
   ProgressBar bar(label, steps, progress);
-  EpochStats stats;
-  double window_softmax = 0, window_center = 0;
-  int64_t window_correct = 0, window_count = 0, window_steps = 0, correct = 0, seen = 0;
   const auto start = Clock::now();
+  const double seconds_before = p.seconds;
+  bool warned = false;
   auto fields = [&] {
-    return fmt::format("softmax {:.4f} center {:.4f} acc {:.2f}%", stats.softmax / std::max<int64_t>(stats.steps, 1),
-                       stats.center / std::max<int64_t>(stats.steps, 1),
-                       100.0 * static_cast<double>(correct) / std::max<int64_t>(seen, 1));
+    return fmt::format("softmax {:.4f} center {:.4f} acc {:.2f}%", p.softmax / std::max<int64_t>(p.step, 1),
+                       p.center / std::max<int64_t>(p.step, 1),
+                       100.0 * static_cast<double>(p.correct) / std::max<int64_t>(p.seen, 1));
   };
-  for (int64_t step = 0; step < steps; ++step) {
+  for (int64_t step = p.step; step < steps; ++step) {
     const torch::Tensor index = order.slice(0, step * config.batch_size, std::min(n, (step + 1) * config.batch_size));
     const torch::Tensor images = normalize_images(data.images.index_select(0, index));
     const torch::Tensor y = targets.index_select(0, index);
@@ -95,6 +102,26 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
     torch::Tensor center = state.center_loss->forward(out.features, y);  // moves paper/mean centers
     if (config.reduction == Reduction::None) center = center.mean();
     const torch::Tensor loss = softmax + config.lambda * center;
+    const double s = softmax.item<double>();
+    const double c = center.item<double>();
+    if (!std::isfinite(s) || !std::isfinite(c)) {
+      const int64_t global_step = (epoch - 1) * steps + step + 1;
+      const std::string where = fmt::format("epoch {}, step {} of {} (softmax {}, center {})",
+                                            epoch, step + 1, steps, s, c);
+      if (on_nonfinite == OnNonfinite::Stop) {
+        if (metrics != nullptr) {
+          metrics->write({{"kind", "diverged"}, {"epoch", epoch}, {"step", global_step},
+                          {"softmax", s}, {"center", c}});
+        }
+        bar.finish(fields());
+        throw TrainingDiverged("the loss is not finite at " + where);
+      }
+      if (!warned) {
+        fmt::print(stderr, "\nwarning: the loss is not finite at {}; training on "
+                   "(--on-nonfinite continue)\n", where);
+        warned = true;
+      }
+    }
 
     state.optimizer->zero_grad();
     if (state.center_optimizer) state.center_optimizer->zero_grad();
@@ -103,47 +130,56 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
     if (state.center_optimizer) {
       if (config.lambda > 0) {
         torch::NoGradGuard no_grad;
-        for (auto& p : state.center_loss->parameters()) {
-          if (p.grad().defined()) p.grad().div_(config.lambda);
+        for (auto& param : state.center_loss->parameters()) {
+          if (param.grad().defined()) param.grad().div_(config.lambda);
         }
       }
       state.center_optimizer->step();
     }
 
-    const double s = softmax.item<double>();
-    const double c = center.item<double>();
     const int64_t hits = out.logits.argmax(1).eq(y).sum().item<int64_t>();
-    stats.softmax += s;
-    stats.center += c;
-    ++stats.steps;
-    correct += hits;
-    seen += y.size(0);
-    window_softmax += s;
-    window_center += c;
-    window_correct += hits;
-    window_count += y.size(0);
-    ++window_steps;
-    if (metrics != nullptr && (window_steps == config.log_every || step + 1 == steps)) {
+    p.softmax += s;
+    p.center += c;
+    p.correct += hits;
+    p.seen += y.size(0);
+    p.window_softmax += s;
+    p.window_center += c;
+    p.window_correct += hits;
+    p.window_count += y.size(0);
+    ++p.window_steps;
+    p.step = step + 1;
+    p.seconds = seconds_before + seconds_since(start);
+    if (metrics != nullptr && (p.window_steps == config.log_every || step + 1 == steps)) {
       metrics->write({{"kind", "step"}, {"epoch", epoch}, {"step", (epoch - 1) * steps + step + 1},
                       {"epoch_progress", epoch - 1 + static_cast<double>(step + 1) / steps},
-                      {"softmax", window_softmax / window_steps},
-                      {"center", window_center / window_steps},
-                      {"accuracy", static_cast<double>(window_correct) / window_count}, {"lr", lr}});
-      window_softmax = window_center = 0;
-      window_correct = window_count = window_steps = 0;
+                      {"softmax", p.window_softmax / p.window_steps},
+                      {"center", p.window_center / p.window_steps},
+                      {"accuracy", static_cast<double>(p.window_correct) / p.window_count}, {"lr", lr}});
+      p.window_softmax = p.window_center = 0;
+      p.window_correct = p.window_count = p.window_steps = 0;
     }
     bar.update(step + 1, fields);
+    if (after_step) after_step(state);
   }
-  stats.seconds = seconds_since(start);
   bar.finish(fields());
-  stats.softmax /= std::max<int64_t>(stats.steps, 1);
-  stats.center /= std::max<int64_t>(stats.steps, 1);
-  stats.accuracy = static_cast<double>(correct) / std::max<int64_t>(n, 1);
+  EpochStats stats;
+  stats.steps = p.step;
+  stats.seconds = p.seconds;
+  stats.softmax = p.softmax / std::max<int64_t>(p.step, 1);
+  stats.center = p.center / std::max<int64_t>(p.step, 1);
+  stats.accuracy = static_cast<double>(p.correct) / std::max<int64_t>(n, 1);
   return stats;
 }
 
 TrainSummary train(TrainConfig config, const RunOptions& options) {
+  // Signals first: a Ctrl-C while the data loads stops the run at its first step boundary.
+  StopSignals signals;
   torch::set_num_threads(config.threads);
+  const std::string& dir = options.out_dir;
+  FolderLock lock(dir);  // before anything is read from or written to the folder
+  const bool resume = prepare_run_folder(dir, options.start);
+  const std::string checkpoint = path_join(dir, kCheckpointFile);
+
   if (config.classes.empty()) config.classes = select_classes({}, {}, count_classes(config.data_dir));
   const Dataset train_data = first_n(load_split(config.data_dir, Split::Train, config.classes), config.train_limit);
   const Dataset test_data = first_n(load_split(config.data_dir, Split::Test, config.classes), config.test_limit);
@@ -162,30 +198,71 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   config.image_size = train_data.images.size(2);
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
   warn_about_empty_classes(train_targets, config.classes);
+  const int64_t steps_per_epoch = (train_data.size() + config.batch_size - 1) / config.batch_size;
 
-  const std::string& dir = options.out_dir;
-  make_dirs(dir);
-  const std::string checkpoint = path_join(dir, kCheckpointFile);
   TrainState state = make_state(config);
-  if (options.resume) {
+  if (resume) {
     const auto file = options.checkpoint ? options.checkpoint
                                          : std::make_shared<CheckpointFile>(checkpoint);
     file->restore(state);
-    fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
+    fmt::print(stderr, "resuming {} after epoch {}{}\n", checkpoint, state.epoch,
+               state.progress.step > 0 ? fmt::format(", step {} of {}", state.progress.step, steps_per_epoch)
+                                       : std::string());
     if (const int before = file->config().threads; before != config.threads) {
       fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
                  "bitwise the same as an uninterrupted one\n", config.threads, before);
     }
-    if (config.epochs < state.epoch) {
+    const int64_t reached = state.epoch + (state.progress.step > 0 ? 1 : 0);
+    if (config.epochs < reached) {
       throw std::invalid_argument(fmt::format("{} has {} epochs; --epochs must be at least that",
-                                              checkpoint, state.epoch));
+                                              checkpoint, reached));
     }
+    if (state.progress.step > steps_per_epoch) {
+      throw std::runtime_error(fmt::format("{} is at step {} of an epoch of {} steps: the training "
+                                           "data changed", checkpoint, state.progress.step, steps_per_epoch));
+    }
+    remove_files(dir, {"diverged.json"});  // this run goes on; a new divergence writes it again
   }
-  {
-    std::ofstream out(path_join(dir, "config.json"));
-    out << to_json(config).dump(2) << '\n';
-  }
-  MetricsWriter metrics(path_join(dir, "metrics.jsonl"), options.resume ? state.epoch : -1);
+  write_file_atomic(path_join(dir, "config.json"),
+                    [&](std::ostream& out) { out << to_json(config).dump(2) << '\n'; });
+  // On a resume, keep the lines the checkpoint has seen: the epochs it completed and the step
+  // lines of the epoch in progress up to its position.
+  const int64_t done_epochs = state.epoch, done_steps = state.epoch * steps_per_epoch + state.progress.step;
+  MetricsWriter metrics(path_join(dir, "metrics.jsonl"),
+                        resume ? std::function<bool(const nlohmann::json&)>(
+                                     [done_epochs, done_steps](const nlohmann::json& r) {
+                                       return metrics_line_kept(r, done_epochs, done_steps);
+                                     })
+                               : std::function<bool(const nlohmann::json&)>());
+
+  // Where the last checkpoint on disk stands, for the messages of a stop.
+  std::string saved = resume ? fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch,
+                                           state.progress.step)
+                             : std::string();
+  auto save = [&] {
+    save_checkpoint(checkpoint, state);
+    saved = fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch, state.progress.step);
+  };
+  CheckpointClock clock(options.checkpoint_every);
+  auto stop_if_signalled = [&](bool write_checkpoint) {
+    const int signal = signals.received();
+    if (signal == 0) return;
+    if (write_checkpoint) save();
+    throw TrainingInterrupted(
+        fmt::format("{}: stopped; the checkpoint {} is kept. Continue with --resume",
+                    signal == SIGINT ? "SIGINT" : "SIGTERM", saved.empty() ? "(none yet)" : saved),
+        signal);
+  };
+  // After each step: a checkpoint when one is due (the epoch's end writes its own), or when a
+  // stop signal came.
+  const AfterStep after_step = [&](TrainState&) {
+    clock.step();
+    stop_if_signalled(true);
+    if (state.progress.step < steps_per_epoch && clock.due()) {
+      save();
+      clock.reset();
+    }
+  };
 
   TrainSummary summary;
   double step_seconds = 0;
@@ -193,16 +270,33 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   Embedding test_embedding;  // of the last epoch: also the run's final test features
   Accuracy test;             // of test_embedding
   for (int64_t epoch = state.epoch + 1; epoch <= config.epochs; ++epoch) {
+    stop_if_signalled(state.progress.step > 0);
     const double lr = learning_rate(config, epoch);
     const std::string label = fmt::format("epoch {}/{}", epoch, config.epochs);
-    EpochStats stats = train_epoch(state, train_data, train_targets,
-                                   epoch_order(config.seed, epoch, train_data.size()), lr, label,
-                                   options.progress, &metrics, epoch);
-    step_seconds += stats.seconds;
-    steps_run += stats.steps;
+    const int64_t first_step = state.progress.step;
+    const double first_seconds = state.progress.seconds;
+    EpochStats stats;
+    try {
+      stats = train_epoch(state, train_data, train_targets,
+                          epoch_order(config.seed, epoch, train_data.size()), lr, label,
+                          options.progress, &metrics, epoch, after_step, options.on_nonfinite);
+    } catch (const TrainingDiverged& e) {
+      const std::string kept = saved.empty() ? "No checkpoint had been written yet"
+                                             : "The last good checkpoint, " + saved + ", is kept";
+      const std::string message = fmt::format(
+          "{}: training stopped. {}. Lower --lr (or check the data) and start again with "
+          "--overwrite; --on-nonfinite continue trains on regardless", e.what(), kept);
+      write_file_atomic(path_join(dir, "diverged.json"), [&](std::ostream& out) {
+        out << nlohmann::json{{"message", message}, {"checkpoint", saved.empty() ? nlohmann::json() : nlohmann::json(saved)}}.dump(2) << '\n';
+      });
+      throw TrainingDiverged(message);
+    }
+    step_seconds += stats.seconds - first_seconds;  // this process's steps only
+    steps_run += stats.steps - first_step;
     test_embedding = embed(state.model, test_data);
     test = closed_set_accuracy(test_embedding, config.classes);
     state.epoch = epoch;
+    state.progress = EpochProgress{};
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
     // checkpoint, which drops this line again (records of later epochs are not kept), so the
     // file never lacks the line of an epoch the checkpoint has.
@@ -212,10 +306,12 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                    {"test_softmax", test.softmax_loss}, {"seconds", stats.seconds},
                    {"ms_per_step", 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1)},
                    {"skipped_updates", state.center_loss->skipped_updates()}});
-    save_checkpoint(checkpoint, state);
+    save();
+    clock.reset();
     fmt::print(stderr, "epoch {}: test accuracy {:.2f}% ({} samples), {:.1f} ms/step\n", epoch,
                100.0 * test.accuracy, test.count, 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1));
   }
+  stop_if_signalled(false);  // the last epoch's checkpoint is on disk
   summary.epochs = state.epoch;
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
   if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)
