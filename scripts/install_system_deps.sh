@@ -7,6 +7,7 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   dataset-fashion-mnist
   zlib1g-dev
+  clang-19 libclang-rt-19-dev   # the sanitizer build and libFuzzer (`make asan`, `make fuzz`)
 )
 missing=()
 for p in "${packages[@]}"; do
