@@ -2,6 +2,7 @@
 // bytes, then their mapping onto a small labelled data set. Each either throws
 // std::runtime_error or gives what its header promises: the announced number of sets and pairs,
 // and pairs of valid sample indices that share a class exactly when they are genuine.
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -45,6 +46,16 @@ CENTERLOSS_FUZZ_TARGET(pairs) {
   }
   FUZZ_CHECK(list.sets >= 1 && list.pairs_per_set >= 1, "accepted %d sets of %lld pairs", list.sets,
              static_cast<long long>(list.pairs_per_set));
+  {  // the header's own numbers, read again: "<sets> <pairs>" or "<pairs>"
+    std::istringstream again(text);
+    std::string line, first, second;
+    while (std::getline(again, line) && !(std::istringstream(line) >> first)) {
+    }
+    std::istringstream(line) >> first >> second;
+    int64_t announced = 1;
+    if (!second.empty()) std::from_chars(first.data(), first.data() + first.size(), announced);
+    FUZZ_CHECK(announced == list.sets, "the header announces %s sets, read as %d", first.c_str(), list.sets);
+  }
   FUZZ_CHECK(static_cast<int64_t>(list.entries.size()) == 2 * list.sets * list.pairs_per_set,
              "%zu entries for %d sets of %lld pairs", list.entries.size(), list.sets,
              static_cast<long long>(list.pairs_per_set));
