@@ -106,7 +106,7 @@ def test_openset_experiment_killed_at_random_moments_ends_like_an_uninterrupted_
 def stop_with(sig, tmp_path):
     """Starts a run, sends `sig` once its first checkpoint exists, and returns (result, out)."""
     out = str(tmp_path / "run")
-    process = subprocess.Popen([CLI, "train", "--out", out, "--epochs", "3", *EVERY_STEP, *TINY],
+    process = subprocess.Popen([CLI, "train", "--out", out, "--epochs", "2", *EVERY_STEP, *TINY],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not os.path.exists(os.path.join(out, "checkpoint.pt")) and process.poll() is None:
         time.sleep(0.005)
@@ -117,16 +117,16 @@ def stop_with(sig, tmp_path):
 
 def test_sigint_and_sigterm_write_a_checkpoint_within_the_epoch_and_resume_exactly(tmp_path):
     reference = str(tmp_path / "reference")
-    run("train", "--out", reference, "--epochs", "3", *TINY)
+    run("train", "--out", reference, "--epochs", "2", *TINY)
     for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
         code, stderr, out = stop_with(sig, tmp_path / name)
         assert code == 128 + sig, stderr
         assert name + ": stopped; the checkpoint" in stderr and "Continue with --resume" in stderr
         state = checkpoint_state(out)
-        assert state["epoch"].item() < 3 and state["progress_counts"][0].item() > 0  # within an epoch
+        assert state["epoch"].item() < 2 and state["progress_counts"][0].item() > 0  # within an epoch
         checkpoint_loads(out, str(tmp_path))
         # metrics.jsonl keeps the step lines up to the checkpoint; a resume finishes the run.
-        result = run("train", "--out", out, "--epochs", "3", "--resume", *TINY)
+        result = run("train", "--out", out, "--epochs", "2", "--resume", *TINY)
         assert "resuming" in result.stderr
         assert_same_results(reference, out)
 
@@ -138,11 +138,46 @@ def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path):
     while not os.path.exists(os.path.join(out, "config.json")) and first.poll() is None:
         time.sleep(0.005)
     for extra in ([], ["--resume", "auto"], ["--overwrite"]):
-        second = run("train", "--out", out, "--epochs", "3", *extra, *TINY, check=False)
+        second = run("train", "--out", out, "--epochs", "1", "--seed", "7", *extra, *TINY, check=False)
         assert second.returncode != 0
         assert "is in use by another centerloss process (pid %d)" % first.pid in second.stderr, second.stderr
+    assert first.poll() is None, "the first run ended before the second ones were tried"
     assert first.wait(timeout=300) == 0, first.stderr.read()
-    reference = str(tmp_path / "reference")
-    run("train", "--out", reference, "--epochs", "3", *TINY)
-    assert metrics(reference) == metrics(out)  # the first run went on undisturbed
+    # The first run went on undisturbed: its own config, its lines in order, a checkpoint that loads.
+    assert '"seed": 1' in open(os.path.join(out, "config.json")).read()
+    lines = metrics(out)
+    assert [r["epoch"] for r in lines if r["kind"] == "epoch"] == [1, 2, 3]
+    steps = [r["step"] for r in lines if r["kind"] == "step"]
+    assert steps == sorted(set(steps))
     checkpoint_loads(out, str(tmp_path))
+
+
+def test_a_killed_driver_takes_its_trainer_down_at_a_checkpoint(tmp_path):
+    """SIGKILL to the experiment driver alone: its trainer gets SIGTERM (the kernel's
+    parent-death signal), writes a checkpoint and exits, so no orphan keeps the run's lock; the
+    driver's rerun continues."""
+    script = os.path.join(ROOT, "scripts", "experiments", "openset_experiment.py")
+    out = str(tmp_path / "experiment")
+    cmd = [sys.executable, script, "--cli", CLI, "--out", out, "--resume", "auto", "--dims", "2",
+           "--lambdas", "0", "--seeds", "1", "--epochs", "2", "--train-limit", "300",
+           "--train-args", "--test-limit 100 --batch-size 30 --checkpoint-every 0 --log-every 1",
+           "--openset-args", "--folds 2 --pairs-per-fold 20"]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = os.path.join(out, "D2_lambda0_seed1")
+    metrics_file = os.path.join(run_dir, "metrics.jsonl")
+    while driver.poll() is None and not (os.path.exists(metrics_file) and os.path.getsize(metrics_file)):
+        time.sleep(0.005)  # until the first step is done
+    trainer = int(open(os.path.join(run_dir, ".lock")).read())
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 120
+    while os.path.exists("/proc/%d" % trainer) and time.monotonic() < deadline:
+        with open("/proc/%d/stat" % trainer) as f:
+            if f.read().split(")")[-1].split()[0] == "Z":  # exited, not yet reaped
+                break
+        time.sleep(0.05)
+    assert time.monotonic() < deadline, "the trainer outlived its driver"
+    state = checkpoint_state(run_dir)  # SIGTERM wrote one, within the first epoch
+    assert state["epoch"].item() == 0 and state["progress_counts"][0].item() > 0
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    assert os.path.exists(os.path.join(run_dir, "openset.json"))
