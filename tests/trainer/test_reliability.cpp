@@ -11,36 +11,12 @@
 #include "train/run_folder.h"
 #include "train/trainer.h"
 #include "test_util.h"
+#include "tiny_run.h"
 
 using namespace centerloss::trainer;
+using namespace centerloss::trainer::tiny;
 
 namespace {
-
-TrainConfig tiny_config() {
-  TrainConfig c;
-  c.arch = Arch::Small;
-  c.classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  c.train_limit = 256;
-  c.test_limit = 100;
-  c.batch_size = 64;  // 4 steps an epoch
-  c.epochs = 2;
-  c.lr = 0.05;
-  c.lambda = 0.01;
-  c.threads = 2;
-  c.log_every = 1;
-  c.image_size = 28;
-  return c;
-}
-
-RunOptions quiet(const std::string& dir, StartMode start = StartMode::New) {
-  RunOptions o;
-  o.out_dir = dir;
-  o.start = start;
-  o.progress = false;
-  o.outputs = false;
-  o.checkpoint_every = CheckpointEvery{0, 0};
-  return o;
-}
 
 struct StopHere {};  // thrown by the test's step hook: a crash right after a checkpoint
 
@@ -62,7 +38,8 @@ class MidEpochResume : public ::testing::TestWithParam<int> {};
 
 TEST_P(MidEpochResume, EqualsAnUninterruptedRunBitwise) {
   TempDir dir;
-  const TrainConfig config = tiny_config();
+  TrainConfig config = tiny_config();
+  config.log_every = 1;  // a metrics line after every step
   train(config, quiet(dir / "straight"));
 
   const std::string cut = dir / "cut";
@@ -95,11 +72,7 @@ TEST_P(MidEpochResume, EqualsAnUninterruptedRunBitwise) {
 
   train(config, quiet(cut, StartMode::Resume));
   TrainState a = load_run(dir / "straight"), b = load_run(cut);
-  for (const auto& p : a.model->named_parameters()) {
-    EXPECT_TRUE(torch::equal(p.value(), b.model->named_parameters()[p.key()])) << p.key();
-  }
-  EXPECT_TRUE(torch::equal(a.center_loss->centers(), b.center_loss->centers()));
-  EXPECT_EQ(a.epoch, 2);
+  expect_same_state(a, b);
   EXPECT_EQ(b.epoch, 2);
   EXPECT_EQ(b.progress.step, 0);
   EXPECT_EQ(metrics_without_time(dir / "straight/metrics.jsonl"), metrics_without_time(cut + "/metrics.jsonl"));
@@ -133,9 +106,11 @@ TEST(Divergence, ANonFiniteLossStopsBeforeTheStepIsApplied) {
   }
   EXPECT_EQ(state.progress.step, 0);
   // "continue" trains on
-  train_epoch(state, first, remap_labels(first.labels, config.classes), epoch_order(1, 1, 64), 0.05,
-              "x", false, nullptr, 1, {}, OnNonfinite::Continue);
-  EXPECT_EQ(state.progress.step, 1);
+  const EpochStats stats = train_epoch(state, first, remap_labels(first.labels, config.classes),
+                                       epoch_order(1, 1, 64), 0.05, "x", false, nullptr, 1, {},
+                                       OnNonfinite::Continue);
+  EXPECT_EQ(stats.steps, 1);
+  EXPECT_TRUE(std::isnan(stats.softmax));
 }
 
 TEST(RunFolder, ANewRunRefusesAnotherRunsFilesAndOverwriteDeletesOnlyThose) {
@@ -220,4 +195,20 @@ TEST(ResumeConfig, RepeatedOptionsAreAcceptedAndChangesNamed) {
   EXPECT_EQ(config_key_of_option("--data"), "data_dir");
   EXPECT_EQ(config_key_of_option("--out"), "");
   EXPECT_EQ(config_key_of_option("--checkpoint-every"), "");
+}
+
+// A stored config decides how much make_state() allocates: one that disagrees with the
+// centers the file holds (an edited or hostile file asking for D = 3e9) is refused before
+// anything is built, and a network too large for memory is an error, not an abort.
+TEST(Checkpoint, AConfigThatDisagreesWithItsCentersIsRefusedBeforeBuilding) {
+  TempDir dir;
+  TrainState state = make_state(tiny_config());
+  state.config.feature_dim = 3000000000;
+  save_checkpoint(dir / "checkpoint.pt", state);
+  expect_error([&] { CheckpointFile(dir / "checkpoint.pt").config(); },
+               "is corrupt: its config has 10 classes and D = 3000000000, its centers are [10, 2]");
+  TrainConfig huge = tiny_config();
+  huge.feature_dim = 3000000000;
+  expect_error<std::runtime_error>([&] { make_state(huge); },
+                                   "cannot build the network of this config (D = 3000000000");
 }

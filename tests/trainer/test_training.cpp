@@ -11,43 +11,11 @@
 #include "train/run.h"
 #include "train/trainer.h"
 #include "test_util.h"
+#include "tiny_run.h"
 
 using namespace centerloss::trainer;
 
-namespace {
-
-TrainConfig tiny_config() {
-  TrainConfig c;
-  c.arch = Arch::Small;
-  c.classes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  c.train_limit = 256;
-  c.test_limit = 100;
-  c.batch_size = 64;
-  c.epochs = 2;
-  c.lr = 0.05;
-  c.lambda = 0.01;
-  c.threads = 2;
-  return c;
-}
-
-RunOptions quiet(const std::string& dir) {
-  RunOptions o;
-  o.out_dir = dir;
-  o.progress = false;
-  o.outputs = false;
-  return o;
-}
-
-// Every parameter and buffer of model and center loss, bitwise.
-void expect_same_state(TrainState& a, TrainState& b) {
-  const auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
-  ASSERT_EQ(pa.size(), pb.size());
-  for (const auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
-  EXPECT_TRUE(torch::equal(a.center_loss->centers(), b.center_loss->centers()));
-  EXPECT_EQ(a.epoch, b.epoch);
-}
-
-}  // namespace
+using namespace centerloss::trainer::tiny;
 
 TEST(Training, FewStepsLowerTheLoss) {
   torch::set_num_threads(2);
@@ -92,8 +60,7 @@ TEST_P(ResumeTest, ResumedRunEqualsUninterruptedRunBitwise) {
   TrainConfig first = config;
   first.epochs = 1;
   train(first, quiet(dir / "resumed"));
-  RunOptions resume = quiet(dir / "resumed");
-  resume.start = StartMode::Resume;
+  const RunOptions resume = quiet(dir / "resumed", StartMode::Resume);
   const TrainSummary summary = train(config, resume);  // epochs = 2 again
   EXPECT_EQ(summary.epochs, 2);
 

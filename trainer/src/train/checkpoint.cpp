@@ -115,8 +115,15 @@ TrainState make_state(const TrainConfig& config) {
   torch::manual_seed(config.seed);
   TrainState state;
   state.config = config;
-  state.model = FeatureNet(net_config(config));
-  state.center_loss = CenterLoss(center_loss_options(config));
+  try {
+    state.model = FeatureNet(net_config(config));
+    state.center_loss = CenterLoss(center_loss_options(config));
+  } catch (const c10::Error& e) {  // a network too large for memory, say
+    throw std::runtime_error(fmt::format(
+        "cannot build the network of this config (D = {}, {} classes, {}x{} images): {}",
+        config.feature_dim, config.classes.size(), config.image_size, config.image_size,
+        e.what_without_backtrace()));
+  }
   state.optimizer = std::make_unique<torch::optim::SGD>(
       state.model->parameters(), torch::optim::SGDOptions(config.lr)
                                      .momentum(config.momentum)
@@ -199,11 +206,28 @@ std::string CheckpointFile::config_text() {
 
 TrainConfig CheckpointFile::config() {
   const std::string json = config_text();
+  TrainConfig config;
   try {
-    return config_from_json(nlohmann::json::parse(json));
+    config = config_from_json(nlohmann::json::parse(json));
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("checkpoint '{}' holds an invalid config: {}", path_, e.what()));
   }
+  // The config decides how large a state make_state() allocates: it must agree with the
+  // centers the file holds, so that an edited config cannot ask for more than the file backs.
+  const at::Tensor centers = reading(path_, [&] {
+    torch::serialize::InputArchive center_loss;
+    archive_.read("center_loss", center_loss);
+    at::Tensor stored;
+    center_loss.read("centers", stored);
+    return stored;
+  });
+  const std::vector<int64_t> expected = {static_cast<int64_t>(config.classes.size()), config.feature_dim};
+  if (centers.sizes() != at::IntArrayRef(expected) || !centers.is_contiguous()) {
+    throw std::runtime_error(fmt::format(
+        "checkpoint '{}' is corrupt: its config has {} classes and D = {}, its centers are {}",
+        path_, expected[0], expected[1], c10::str(centers.sizes())));
+  }
+  return config;
 }
 
 void CheckpointFile::restore(TrainState& state) {

@@ -56,7 +56,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   need(!c.classes.empty(), "classes", "empty");
   need(c.train_limit >= 0, "train_limit", c.train_limit);
   need(c.test_limit >= 0, "test_limit", c.test_limit);
-  need(c.image_size >= 1, "image_size", c.image_size);
+  need(c.image_size >= 1 && c.image_size <= kMaxImageSize, "image_size", c.image_size);
   need(c.feature_dim >= 1, "feature_dim", c.feature_dim);
   need(c.epochs >= 1, "epochs", c.epochs);
   need(c.batch_size >= 1, "batch_size", c.batch_size);

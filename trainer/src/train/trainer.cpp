@@ -168,6 +168,7 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
   stats.softmax = p.softmax / std::max<int64_t>(p.step, 1);
   stats.center = p.center / std::max<int64_t>(p.step, 1);
   stats.accuracy = static_cast<double>(p.correct) / std::max<int64_t>(n, 1);
+  p = EpochProgress{};  // the epoch is done: a next call starts the next one
   return stats;
 }
 
@@ -184,9 +185,9 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   const Dataset train_data = first_n(load_split(config.data_dir, Split::Train, config.classes), config.train_limit);
   const Dataset test_data = first_n(load_split(config.data_dir, Split::Test, config.classes), config.test_limit);
   if (train_data.size() == 0) throw std::runtime_error("no training samples of the selected classes");
-  if (train_data.images.size(2) != train_data.images.size(3)) {
-    throw std::runtime_error(fmt::format("{}: the trainer expects square images, got {}x{}",
-                                         config.data_dir, train_data.images.size(2),
+  if (train_data.images.size(2) != train_data.images.size(3) || train_data.images.size(2) > kMaxImageSize) {
+    throw std::runtime_error(fmt::format("{}: the trainer expects square images of at most {} pixels, got {}x{}",
+                                         config.data_dir, kMaxImageSize, train_data.images.size(2),
                                          train_data.images.size(3)));
   }
   if (test_data.size() > 0 && test_data.images.sizes().slice(1) != train_data.images.sizes().slice(1)) {
@@ -295,8 +296,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     steps_run += stats.steps - first_step;
     test_embedding = embed(state.model, test_data);
     test = closed_set_accuracy(test_embedding, config.classes);
-    state.epoch = epoch;
-    state.progress = EpochProgress{};
+    state.epoch = epoch;  // (train_epoch has reset state.progress)
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
     // checkpoint, which drops this line again (records of later epochs are not kept), so the
     // file never lacks the line of an epoch the checkpoint has.

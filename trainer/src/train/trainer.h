@@ -96,8 +96,9 @@ using AfterStep = std::function<void(TrainState&)>;
 // One pass over `data` (labels remapped to the model's classes in `targets`), in the order of
 // `order` ([N] int64 indices), in batches of config.batch_size, from step state.progress.step
 // on (0 for a fresh epoch; a resumed one continues where its checkpoint stopped). Updates
-// `state` in place (state.progress after each step). A non-finite loss throws
-// TrainingDiverged before that step changes the state, unless on_nonfinite is Continue.
+// `state` in place (state.progress after each step; reset when the epoch is done). A
+// non-finite loss throws TrainingDiverged before the optimizer applies that step, unless
+// on_nonfinite is Continue.
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
                        const torch::Tensor& order, double lr, const std::string& label,
                        bool progress, MetricsWriter* metrics, int64_t epoch,
