@@ -10,7 +10,7 @@ BUILD ?= build
 THREADS ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build test test-cpp test-python demo sweep clean
+.PHONY: all deps deps-test build test test-cpp test-python demo sweep clean asan-build asan fuzz
 
 all: build
 
@@ -72,12 +72,12 @@ gpu-wheels: $(VENV)/.installed
 # clone (set-up and build included) takes about 10 minutes here; see docs/trainer.md.
 DEMO_ARGS ?= --arch small --feature-dim 2 --train-limit 20000 --epochs 3 --lr 0.05 --lambda 0.1
 demo: cli
-	$(BUILD)/trainer/centerloss train --out runs/demo $(DEMO_ARGS)
+	$(BUILD)/trainer/centerloss train --out runs/demo --resume auto $(DEMO_ARGS)
 
 # The lambda sweep (paper Fig. 3): lambda = 0, 1e-4, 1e-3, 1e-2, 1e-1 with 2-D features.
 SWEEP_ARGS ?= --arch small --feature-dim 2 --train-limit 10000 --epochs 3 --lr 0.05
 sweep: cli
-	$(BUILD)/trainer/centerloss sweep --out runs/sweep $(SWEEP_ARGS)
+	$(BUILD)/trainer/centerloss sweep --out runs/sweep --resume auto $(SWEEP_ARGS)
 
 clean:
 	rm -rf $(BUILD)
@@ -85,12 +85,12 @@ clean:
 # Open-set experiment (docs/openset.md, issue 4): trains softmax-only and softmax + center loss
 # runs with classes 7-9 held out, evaluates them on the held-out classes and writes the results
 # table and figures. The default grid takes about an hour on 2 cores; EXPERIMENT_ARGS overrides
-# it (e.g. EXPERIMENT_ARGS="--epochs 2 --lambdas 0,0.1"). Interrupted runs resume.
+# it (e.g. EXPERIMENT_ARGS="--epochs 2 --lambdas 0,0.1"). Interrupted runs resume (--resume auto).
 EXPERIMENT_ARGS ?=
 .PHONY: experiment
 experiment: cli
 	$(PY) scripts/experiments/openset_experiment.py --cli $(BUILD)/trainer/centerloss \
-	  --out runs/openset --figures docs/figures/openset_ $(EXPERIMENT_ARGS)
+	  --out runs/openset --resume auto --figures docs/figures/openset_ $(EXPERIMENT_ARGS)
 
 # Benchmarks (issue 6; docs/benchmarks.md): the CPU table, JSON and figure of bench_step.py,
 # the Google Benchmark program and the LeNets++ overhead. A few minutes on a 2-core machine.
@@ -103,3 +103,56 @@ bench: build
 	if [ -x $(BUILD)/bench/bench_overhead ]; then \
 	  $(BUILD)/bench/bench_overhead --threads $(THREADS) --json bench/results/bench_overhead.json; \
 	else echo "bench_overhead not built (needs the trainer): skipped"; fi
+
+# Sanitizers and fuzzing (issue 21; docs/reliability.md). One clang build in $(ASAN_BUILD)/ of
+# the library, the trainer, the C++ tests and the fuzz targets with AddressSanitizer +
+# UndefinedBehaviorSanitizer (and libFuzzer coverage), CUDA and benchmarks off, OpenMP off
+# (clang's OpenMP runtime is not the libgomp torch loads: the CPU kernels run on one thread
+# there). `make asan` runs the C++ tests there; `make fuzz` runs each fuzz target for
+# FUZZ_SECONDS (CI: 30).
+ASAN_BUILD ?= build-asan
+# clang 16 or later: the library captures structured bindings in lambdas (C++20, which
+# clang 14, Debian's default clang, refuses); Debian 12 has clang-19. Clang 18+ mangles some
+# templates differently from the gcc that built LibTorch: -fclang-abi-compat=17 keeps the old
+# names (else at::TensorBase::const_data_ptr<float> is an undefined reference).
+SANITIZER_CC ?= clang-19
+SANITIZER_CXX ?= clang++-19
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= idx checkpoint config metrics pairs op
+# LibTorch is not instrumented: see tests/sanitizers/README.md for each suppression and why.
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:detect_odr_violation=0:strict_init_order=1:abort_on_error=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitizers/ubsan.supp \
+  OMP_NUM_THREADS=$(THREADS)
+
+$(ASAN_BUILD)/build.ninja: deps CMakeLists.txt
+	cmake -S . -B $(ASAN_BUILD) -G Ninja \
+	  -DCMAKE_C_COMPILER=$(SANITIZER_CC) -DCMAKE_CXX_COMPILER=$(SANITIZER_CXX) \
+	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" \
+	  -DCMAKE_CXX_FLAGS="-fclang-abi-compat=17" \
+	  -DCENTERLOSS_SANITIZE=ON -DCENTERLOSS_FUZZ=ON -DCENTERLOSS_WERROR=OFF \
+	  -DCENTERLOSS_WITH_CUDA=OFF -DCENTERLOSS_BUILD_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DPython3_EXECUTABLE="$(CURDIR)/$(PY)" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
+asan-build: $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $$(nproc)
+
+# The C++ tests under the sanitizers (the install tests, which pip-install a package, are not).
+asan: asan-build
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest -LE install --output-on-failure -j 2 --timeout 900
+
+# Each target starts from its committed seeds (tests/fuzz/corpus/T) and keeps what it finds in
+# $(ASAN_BUILD)/fuzz/corpus-T; a crash leaves its input in $(ASAN_BUILD)/fuzz/ and fails.
+# Add that input to tests/fuzz/regressions/T/ once fixed.
+fuzz: asan-build
+	@mkdir -p $(ASAN_BUILD)/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(ASAN_BUILD)/fuzz/corpus-$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(SANITIZER_ENV) $(ASAN_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=2048 -timeout=60 -print_final_stats=1 \
+	    -artifact_prefix=$(ASAN_BUILD)/fuzz/$$t- \
+	    $(ASAN_BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 25; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done

@@ -8,6 +8,7 @@ packages=(
   dataset-fashion-mnist
   zlib1g-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # image folders: decode, resize
+  clang-19 libclang-rt-19-dev   # the sanitizer build and libFuzzer (`make asan`, `make fuzz`)
 )
 missing=()
 for p in "${packages[@]}"; do

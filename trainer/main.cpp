@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "train/trainer.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"centerloss: softmax + center loss training on IDX image data (Wen et al. 2016)"};
@@ -18,6 +19,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const centerloss::trainer::TrainingStopped& e) {  // diverged (3) or a signal (128 + n)
+    fmt::print(stderr, "error: {}\n", e.what());
+    return e.exit_code;
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -4,7 +4,8 @@
     make_table.py runs/openset [--figures docs/figures/openset_]
 
 Reads every RUN/openset.json under the folder, groups runs by (feature dimension, lambda) and
-writes FOLDER/table.md: mean +- sample standard deviation over seeds of closed-set accuracy,
+writes FOLDER/table.md (runs that stopped on a non-finite loss, RUN/diverged.json, are listed
+under it): mean +- sample standard deviation over seeds of closed-set accuracy,
 10-fold verification accuracy, ROC AUC, TAR at FAR 1e-2 / 1e-3, rank-1 identification and the
 held-out classes' intra/inter distance ratio. Figures (FOLDER/, and copies with the --figures
 prefix): roc.png (first seed, one panel per D) and lambda.png (metrics against lambda).
@@ -56,6 +57,18 @@ def load_runs(folder):
     if not runs:
         raise SystemExit("no */openset.json under %s" % folder)
     return runs
+
+
+def diverged_runs(folder):
+    return sorted(os.path.basename(os.path.dirname(p))
+                  for p in glob.glob(os.path.join(folder, "*", "diverged.json")))
+
+
+def diverged_note(names):
+    if not names:
+        return ""
+    return ("\nDiverged (the loss turned non-finite; stopped, not in the table): %s.\n"
+            % ", ".join(names))
 
 
 def grouped(runs):
@@ -143,9 +156,16 @@ def main():
     p.add_argument("folder")
     p.add_argument("--figures", default="", help="copy figures to PREFIX{roc,lambda}.png")
     a = p.parse_args()
+    diverged = diverged_runs(a.folder)
+    if diverged and not glob.glob(os.path.join(a.folder, "*", "openset.json")):
+        text = "No run finished." + diverged_note(diverged)
+        with open(os.path.join(a.folder, "table.md"), "w") as f:
+            f.write(text)
+        print(text)
+        return
     runs = load_runs(a.folder)
     groups = grouped(runs)
-    text = table(groups, runs)
+    text = table(groups, runs) + diverged_note(diverged)
     with open(os.path.join(a.folder, "table.md"), "w") as f:
         f.write(text)
     print(text)

@@ -4,17 +4,26 @@
 For every feature dimension D, lambda and seed it trains a run with the `centerloss` CLI on
 the training classes only (default: Fashion-MNIST 0-6), evaluates it with `centerloss openset`
 on the held-out classes (default 7-9) and finally writes the results table and figures
-(make_table.py). Runs whose openset.json already exists are skipped, so an interrupted
-experiment continues where it stopped.
+(make_table.py).
 
-    python scripts/experiments/openset_experiment.py --cli build/trainer/centerloss \
+    python scripts/experiments/openset_experiment.py --cli build/trainer/centerloss \\
         --out runs/openset --dims 2,64 --lambdas 0,0.001,0.01,0.1 --seeds 1,2,3 --epochs 6
+
+A folder that already holds an experiment is continued only with --resume (finished runs are
+skipped, interrupted ones resume from their last checkpoint; the options that shape the
+results must be the same, the grid may grow) or replaced with --overwrite; `--resume auto` also
+starts a new one. A run whose loss turns non-finite is recorded as diverged (its diverged.json)
+and the experiment goes on to the next. SIGINT/SIGTERM stop the current run at a checkpoint.
 
 Each run uses --threads (default 2) LibTorch threads: on a 2-core machine run one at a time.
 """
 import argparse
+import ctypes
+import fcntl
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +31,13 @@ import time
 from tqdm import tqdm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DIVERGED_EXIT = 3  # `centerloss train` exit code for a non-finite loss (trainer.h)
+# Options that shape every run's results: a continued experiment must keep them. (The grid,
+# --dims/--lambdas/--seeds, may grow; --cli, --threads and --figures may change.)
+RESULT_OPTIONS = ("holdout", "epochs", "arch", "lr_step", "train_limit", "alpha", "train_args",
+                  "openset_args", "data")
+# What the driver writes into --out besides the run folders.
+OUTPUT_FILES = ("experiment.json", "table.md", "roc.png", "lambda.png")
 
 
 def floats(text):
@@ -36,16 +52,132 @@ def run_name(dim, lam, seed):
     return "D%d_lambda%g_seed%d" % (dim, lam, seed)
 
 
+class Stopped(Exception):
+    """The current command was stopped by a signal; the driver stops too."""
+
+    def __init__(self, code):
+        super().__init__("stopped by a signal (exit %d)" % code)
+        self.code = code
+
+
+_child = None  # the command now running, for the signal handlers
+
+
+def _forward_and_stop(signum, _frame):
+    # SIGTERM, not the signal itself: after a Ctrl-C the trainer has already used its SIGINT
+    # handler, and its SIGTERM one makes it write a checkpoint too.
+    if _child is not None and _child.poll() is None:
+        _child.send_signal(signal.SIGTERM)
+        _child.wait()
+    raise Stopped(128 + signum)
+
+
+def _die_with_parent():
+    """In the child: SIGTERM when the driver dies, even by SIGKILL (Linux prctl)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def run(cmd, log_path):
-    """Runs one CLI command, its output into a log file; raises with the log's tail on failure."""
+    """Runs one CLI command, its output into a log file; returns its exit code. A signal
+    stops it (Stopped)."""
+    global _child
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=_die_with_parent)
+        try:
+            rc = _child.wait()
+        finally:
+            _child = None
+    if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
+        raise Stopped(rc if rc > 0 else 128 - rc)
+    return rc
+
+
+def check(rc, cmd, log_path):
     if rc != 0:
         with open(log_path) as log:
             tail = "".join(log.readlines()[-20:])
         raise RuntimeError("command failed (exit %d): %s\n%s" % (rc, " ".join(cmd), tail))
+
+
+def finished(rdir):
+    """Whether the run's openset.json is complete (it is written atomically; a run of an older
+    driver may have left a cut one)."""
+    try:
+        with open(os.path.join(rdir, "openset.json")) as f:
+            return "open_set" in json.load(f)
+    except (OSError, ValueError):
+        return False
+
+
+def lock_folder(out):
+    """An exclusive lock on OUT/.lock for the driver's lifetime: two drivers must not write one
+    folder (the trainer locks each run folder the same way)."""
+    handle = open(os.path.join(out, ".lock"), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        sys.exit("the experiment folder '%s' is in use by another process%s: wait for it to "
+                 "finish, or choose another --out" % (out, " (pid %s)" % holder if holder else ""))
+    handle.seek(0)
+    handle.truncate()
+    handle.write("%d\n" % os.getpid())
+    handle.flush()
+    return handle
+
+
+def prepare_folder(a, grid):
+    """Applies --resume/--overwrite to what --out already holds (see the module docstring)."""
+    stored_path = os.path.join(a.out, "experiment.json")
+    stored = None
+    if os.path.exists(stored_path):
+        with open(stored_path) as f:
+            stored = json.load(f)
+    runs = set(run_name(*g) for g in grid) | set((stored or {}).get("runs", []))
+    present = sorted(r for r in runs if os.path.isdir(os.path.join(a.out, r)))
+    holds = stored is not None or present
+    if a.overwrite:
+        for name in present:
+            shutil.rmtree(os.path.join(a.out, name))
+        for name in OUTPUT_FILES:
+            if os.path.exists(os.path.join(a.out, name)):
+                os.remove(os.path.join(a.out, name))
+        return
+    if a.resume is None:
+        if holds:
+            sys.exit("'%s' holds an open-set experiment (%s). Add --resume to continue it, "
+                     "--overwrite to delete its results and start again, or choose another "
+                     "--out" % (a.out, ", ".join((["experiment.json"] if stored else []) +
+                                                 [r + "/" for r in present[:4]] +
+                                                 (["..."] if len(present) > 4 else []))))
+        return
+    if not holds:
+        if a.resume != "auto":
+            sys.exit("--resume: '%s' holds no experiment to continue; use --resume auto "
+                     "(continue or start) or drop --resume" % a.out)
+        return
+    if stored is not None:
+        changes = ["--%s %r (now %r)" % (k.replace("_", "-"), stored["args"].get(k), getattr(a, k))
+                   for k in RESULT_OPTIONS if stored["args"].get(k) != getattr(a, k)]
+        if changes:
+            sys.exit("'%s' holds an experiment run with other options: %s. A continued "
+                     "experiment keeps them (the grid may grow): repeat its values, use another "
+                     "--out, or --overwrite" % (a.out, ", ".join(changes)))
+
+
+def write_json_atomic(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
 
 
 def main():
@@ -67,45 +199,69 @@ def main():
     p.add_argument("--openset-args", default="", help="extra `centerloss openset` options, quoted")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/openset_")
+    p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"], default=None,
+                   help="continue the experiment in --out; 'auto': continue or start")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the experiment in --out and start again")
     a = p.parse_args()
+    if a.resume and a.overwrite:
+        p.error("--resume and --overwrite exclude each other")
 
     if not os.access(a.cli, os.X_OK):
         sys.exit("no executable %s: build first (make build)" % a.cli)
     os.makedirs(a.out, exist_ok=True)
+    lock = lock_folder(a.out)  # noqa: F841  (held until the driver exits)
     grid = [(d, lam, s) for d in ints(a.dims) for lam in floats(a.lambdas) for s in ints(a.seeds)]
-    with open(os.path.join(a.out, "experiment.json"), "w") as f:
-        json.dump({"argv": sys.argv, "args": vars(a), "runs": [run_name(*g) for g in grid]}, f,
-                  indent=2)
+    prepare_folder(a, grid)
+    args = {k: v for k, v in vars(a).items() if k not in ("resume", "overwrite")}
+    write_json_atomic(os.path.join(a.out, "experiment.json"),
+                      {"argv": sys.argv, "args": args, "runs": [run_name(*g) for g in grid]})
+    signal.signal(signal.SIGTERM, _forward_and_stop)
+    signal.signal(signal.SIGINT, _forward_and_stop)
 
-    todo = [g for g in grid
-            if not os.path.exists(os.path.join(a.out, run_name(*g), "openset.json"))]
+    def done(g):
+        rdir = os.path.join(a.out, run_name(*g))
+        return finished(rdir) or os.path.exists(os.path.join(rdir, "diverged.json"))
+
+    todo = [g for g in grid if not done(g)]
     print("%d runs, %d already done; run logs in %s/<run>/log.txt" %
           (len(grid), len(grid) - len(todo), a.out), file=sys.stderr)
     start = time.time()
-    bar = tqdm(todo, unit="run", dynamic_ncols=True)
-    for dim, lam, seed in bar:
-        name = run_name(dim, lam, seed)
-        bar.set_postfix_str(name)
-        rdir = os.path.join(a.out, name)
-        os.makedirs(rdir, exist_ok=True)
-        log = os.path.join(rdir, "log.txt")
-        data = ["--data", a.data] if a.data else []
-        if os.path.exists(os.path.join(rdir, "checkpoint.pt")):
-            # An interrupted run continues from its last epoch; its checkpoint holds the rest
-            # of the configuration (`train --resume` refuses options that would change it).
-            train = [a.cli, "train", "--out", rdir, "--resume", "--epochs", str(a.epochs),
-                     "--threads", str(a.threads), "--no-progress"]
-        else:
-            train = [a.cli, "train", "--out", rdir, "--holdout", a.holdout, "--arch", a.arch,
-                     "--feature-dim", str(dim), "--lambda", repr(lam), "--alpha", repr(a.alpha),
-                     "--seed", str(seed), "--epochs", str(a.epochs), "--threads", str(a.threads),
-                     "--lr-step", str(a.lr_step), "--train-limit", str(a.train_limit),
-                     "--no-progress"] + data + a.train_args.split()
-        run(train, log)
-        run([a.cli, "openset", "--run", rdir, "--holdout", a.holdout, "--threads", str(a.threads),
-             "--no-plot"] + data + a.openset_args.split(), log)
-    bar.close()
+    diverged = [run_name(*g) for g in grid
+                if os.path.exists(os.path.join(a.out, run_name(*g), "diverged.json"))]
+    try:
+        bar = tqdm(todo, unit="run", dynamic_ncols=True)
+        for dim, lam, seed in bar:
+            name = run_name(dim, lam, seed)
+            bar.set_postfix_str(name)
+            rdir = os.path.join(a.out, name)
+            os.makedirs(rdir, exist_ok=True)
+            log = os.path.join(rdir, "log.txt")
+            data = ["--data", a.data] if a.data else []
+            # One command line for a new and an interrupted run: `--resume auto` continues a
+            # checkpoint trained with these very options and refuses any other.
+            train = [a.cli, "train", "--out", rdir, "--resume", "auto", "--holdout", a.holdout,
+                     "--arch", a.arch, "--feature-dim", str(dim), "--lambda", repr(lam),
+                     "--alpha", repr(a.alpha), "--seed", str(seed), "--epochs", str(a.epochs),
+                     "--threads", str(a.threads), "--lr-step", str(a.lr_step),
+                     "--train-limit", str(a.train_limit), "--no-progress"] + data + a.train_args.split()
+            rc = run(train, log)
+            if rc == DIVERGED_EXIT:
+                tqdm.write("%s diverged (non-finite loss): recorded in %s/diverged.json; going on"
+                           % (name, rdir), file=sys.stderr)
+                diverged.append(name)
+                continue
+            check(rc, train, log)
+            evaluate = [a.cli, "openset", "--run", rdir, "--holdout", a.holdout, "--threads",
+                        str(a.threads), "--no-plot"] + data + a.openset_args.split()
+            check(run(evaluate, log), evaluate, log)
+        bar.close()
+    except Stopped as stop:
+        print("stopped; the runs keep their checkpoints: continue with --resume", file=sys.stderr)
+        sys.exit(stop.code)
     print("training and evaluation took %.0f s" % (time.time() - start), file=sys.stderr)
+    if diverged:
+        print("%d runs diverged: %s" % (len(diverged), ", ".join(diverged)), file=sys.stderr)
     table = [sys.executable, os.path.join(HERE, "make_table.py"), a.out]
     if a.figures:
         table += ["--figures", a.figures]

@@ -19,6 +19,10 @@ def main():
         runs = json.load(f)
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.4), squeeze=False)
     for ax, run in zip(axes[0], runs):
+        if run.get("status") == "diverged":  # stopped on a non-finite loss: no features
+            ax.set_title("lambda = %g\ndiverged" % run["lambda"])
+            ax.set_axis_off()
+            continue
         draw_scatter(ax, load_features(os.path.join(run["run"], "test_features.pt")), marker_size=1.0)
         ax.set_title("lambda = %g\ntest accuracy %.2f%%" % (run["lambda"], 100 * run["test_accuracy"]))
         ax.tick_params(labelsize=7)

@@ -12,12 +12,11 @@
 #include "train/trainer.h"
 #include "run_helpers.h"
 #include "test_util.h"
+#include "tiny_run.h"
 
 using namespace centerloss::trainer;
 
-namespace {
-
-}  // namespace
+using namespace centerloss::trainer::tiny;
 
 TEST(Training, FewStepsLowerTheLoss) {
   torch::set_num_threads(2);
@@ -62,8 +61,7 @@ TEST_P(ResumeTest, ResumedRunEqualsUninterruptedRunBitwise) {
   TrainConfig first = config;
   first.epochs = 1;
   train(first, quiet(dir / "resumed"));
-  RunOptions resume = quiet(dir / "resumed");
-  resume.resume = true;
+  const RunOptions resume = quiet(dir / "resumed", StartMode::Resume);
   const TrainSummary summary = train(config, resume);  // epochs = 2 again
   EXPECT_EQ(summary.epochs, 2);
 

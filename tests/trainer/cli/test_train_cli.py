@@ -1,5 +1,6 @@
-"""`centerloss train` and `sweep` on small runs: continuing a run only with its own options, a
-diverged run still reporting, a cut-off metrics line, and input checks that fail early.
+"""`centerloss train` on small runs: a diverged run trained on still reporting, a cut-off
+metrics line, and input checks that fail early (run folders: test_run_folder.py; divergence:
+test_divergence.py).
 
 The command is found by cli_runner.py ($CENTERLOSS_CLI, else the default build folder).
 """
@@ -15,27 +16,11 @@ SMALL = ["--arch", "small", "--train-limit", "300", "--test-limit", "100", "--th
          "--no-progress"]
 
 
-def test_sweep_continues_a_run_only_with_its_own_options(tmp_path):
-    out = str(tmp_path / "sweep")
-    run("sweep", "--out", out, "--lambdas", "0.01", "--epochs", "1", "--no-outputs", *SMALL)
-    changed = run("sweep", "--out", out, "--lambdas", "0.01", "--epochs", "2", "--lr", "0.2",
-                  "--seed", "9", "--no-outputs", *SMALL, check=False)
-    assert changed.returncode != 0
-    assert "was trained with other options" in changed.stderr, changed.stderr
-    assert "lr 0.01 (now 0.2)" in changed.stderr and "seed 1 (now 9)" in changed.stderr
-    same = run("sweep", "--out", out, "--lambdas", "0.01", "--epochs", "2", "--no-outputs", *SMALL)
-    assert "resuming" in same.stderr and "after epoch 1" in same.stderr
-    # --no-outputs: no per-run report or figures, no grid
-    assert not os.path.exists(os.path.join(out, "lambda_0.01", "report.md"))
-    assert not os.path.exists(os.path.join(out, "sweep_grid.png"))
-    twice = run("sweep", "--out", out, "--lambdas", "0.01,0.010", *SMALL, check=False)
-    assert twice.returncode != 0 and "listed twice" in twice.stderr
-
-
-def test_a_diverged_run_still_writes_its_report(tmp_path):
+def test_a_diverged_run_trained_on_still_writes_its_report(tmp_path):
     out = str(tmp_path / "diverged")
     result = run("train", "--out", out, "--lr", "1e6", "--epochs", "1", "--python", "/bin/false",
-                 *SMALL)
+                 "--on-nonfinite", "continue", *SMALL)
+    assert "the loss is not finite" in result.stderr and "training on" in result.stderr
     # The run did diverge (its metrics hold null for NaN), and the report says so.
     assert "null" in open(os.path.join(out, "metrics.jsonl")).read()
     report = open(os.path.join(out, "report.md")).read()

@@ -2,38 +2,42 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <set>
 
 #include "cli/commands.h"
 #include "cli/train_options.h"
+#include "train/resume_config.h"
 #include "train/run.h"
 #include "util/fs.h"
 
 namespace centerloss::trainer {
 namespace {
 
-// On --resume the run's stored config is used; only these may be changed.
-const std::set<std::string> kResumable = {"--out", "--resume", "--epochs", "--threads", "--no-progress",
-                                          "--no-outputs", "--python", "--loader-threads",
-                                          "--skip-bad-images"};
-
-void run_train(CLI::App& cmd, const TrainCli& cli) {
-  RunOptions run = cli.run;
-  run.progress = !cli.no_progress;
-  run.outputs = !cli.no_outputs;
-  TrainConfig config;
-  if (run.resume) {
-    run.checkpoint = std::make_shared<CheckpointFile>(path_join(run.out_dir, kCheckpointFile));
-    config = run.checkpoint->config();
-    for (const CLI::Option* option : cmd.get_options()) {
-      if (option->count() > 0 && kResumable.count(option->get_name()) == 0) {
-        throw CLI::ValidationError(option->get_name(),
-                                   "cannot be changed on --resume (the run's config.json is used)");
-      }
+// On a resume, the run's stored config with the options this command line gave, which must
+// equal the stored ones except --epochs and --threads (see train/resume_config.h).
+TrainConfig resumed_config(const CLI::App& cmd, TrainCli cli, const TrainConfig& stored,
+                           const std::string& dir) {
+  std::vector<std::string> given;
+  for (const CLI::Option* option : cmd.get_options()) {
+    if (option->count() == 0) continue;
+    if (const std::string key = config_key_of_option(option->get_name()); !key.empty()) {
+      given.push_back(key);
     }
-    if (cmd.get_option("--epochs")->count() > 0) config.epochs = cli.config.epochs;
-    if (cmd.get_option("--threads")->count() > 0) config.threads = cli.config.threads;
-    if (cmd.get_option("--loader-threads")->count() > 0) config.loader_threads = cli.config.loader_threads;
+  }
+  // --classes/--holdout are resolved against the run's data unless --data is given too.
+  if (cmd.get_option("--data")->count() == 0) cli.config.data_dir = stored.data_dir;
+  return resume_config(stored, resolve_train_config(cli), given, dir);
+}
+
+void run_train(const CLI::App& cmd, const TrainCli& cli) {
+  RunOptions run = run_options(cli);
+  const std::string checkpoint = path_join(run.out_dir, kCheckpointFile);
+  TrainConfig config;
+  if (run.start == StartMode::Resume && !is_file(checkpoint)) {
+    prepare_run_folder(run.out_dir, run.start);  // throws, saying what the folder holds
+  }
+  if (run.start == StartMode::Resume || (run.start == StartMode::ResumeAuto && is_file(checkpoint))) {
+    run.checkpoint = std::make_shared<CheckpointFile>(checkpoint);
+    config = resumed_config(cmd, cli, run.checkpoint->config(), run.out_dir);
   } else {
     config = resolve_train_config(cli);
   }
@@ -59,7 +63,6 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train softmax + lambda * center loss into a run folder");
   add_train_options(*cmd, *cli);
   cmd->add_option("--out", cli->run.out_dir, "run folder (checkpoint, metrics, figures, report)")->required();
-  cmd->add_flag("--resume", cli->run.resume, "continue the run in --out from its last checkpoint");
   cmd->callback([cmd, cli] { run_train(*cmd, *cli); });
 }
 

@@ -65,6 +65,42 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   cmd.add_flag("--no-outputs", cli.no_outputs, "skip test features, figures and report at the end");
   cmd.add_option("--python", cli.run.python, "python with matplotlib and torch, for the figures")
       ->capture_default_str();
+  auto* resume = cmd.add_option("--resume", cli.resume,
+                                "continue the run in --out from its last checkpoint; '--resume "
+                                "auto': continue if there is one, else start")
+                     ->expected(0, 1)
+                     ->check(CLI::Validator(
+                         [](std::string& value) {
+                           return value.empty() || value == "auto"
+                                      ? std::string()
+                                      : "expected nothing or 'auto', got '" + value + "'";
+                         },
+                         "[auto]"));
+  cli.resume_option = resume;
+  cmd.add_flag("--overwrite", cli.overwrite, "delete the results of a run already in --out and start again")
+      ->excludes(resume);
+  cmd.add_option("--checkpoint-every", cli.checkpoint_every,
+                 "also checkpoint within an epoch: N steps (500), a time (90s, 10min, 2h) or 0")
+      ->capture_default_str();
+  cmd.add_option("--on-nonfinite", cli.on_nonfinite,
+                 "a NaN/infinite loss: stop (exit code 3, last good checkpoint kept) or continue")
+      ->check(CLI::IsMember(enum_names(kOnNonfiniteNames)))->capture_default_str();
+}
+
+StartMode start_mode(const TrainCli& cli) {
+  if (cli.overwrite) return StartMode::Overwrite;
+  if (cli.resume_option == nullptr || cli.resume_option->count() == 0) return StartMode::New;
+  return cli.resume == "auto" ? StartMode::ResumeAuto : StartMode::Resume;
+}
+
+RunOptions run_options(const TrainCli& cli) {
+  RunOptions run = cli.run;
+  run.start = start_mode(cli);
+  run.progress = !cli.no_progress;
+  run.outputs = !cli.no_outputs;
+  run.checkpoint_every = parse_checkpoint_every(cli.checkpoint_every);
+  run.on_nonfinite = parse_enum(kOnNonfiniteNames, cli.on_nonfinite, "--on-nonfinite");
+  return run;
 }
 
 std::vector<int64_t> resolve_classes(const std::string& data_dir, const std::string& classes,

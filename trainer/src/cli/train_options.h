@@ -19,10 +19,20 @@ struct TrainCli {
   std::string image_size;  // "HxW"; empty: from the data
   int64_t channels = 0;    // 0: 1 for IDX, 3 for image folders
   bool no_progress = false, no_outputs = false, no_flip = false;
+  // run handling: --resume [auto] (resume_option tells whether it was given), --overwrite
+  std::string resume, checkpoint_every = kDefaultCheckpointEvery, on_nonfinite = "stop";
+  bool overwrite = false;
+  const CLI::Option* resume_option = nullptr;
 };
 
 // Registers the options on `command`; values land in `cli` (which must outlive parsing).
 void add_train_options(CLI::App& command, TrainCli& cli);
+
+// --resume / --resume auto / --overwrite / none of them.
+StartMode start_mode(const TrainCli& cli);
+
+// The run options of the command line (out_dir and checkpoint left to the caller).
+RunOptions run_options(const TrainCli& cli);
 
 // Turns the parsed strings into the config (enums, class selection); throws
 // std::invalid_argument naming the option.

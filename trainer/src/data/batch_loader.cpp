@@ -54,6 +54,11 @@ BatchLoader::BatchLoader(const Dataset& data, torch::Tensor order, int64_t batch
   if (options.threads < 0 || options.prefetch < 1) {
     throw std::invalid_argument("BatchLoader: threads must be >= 0 and prefetch >= 1");
   }
+  if (options.first_batch < 0 || options.first_batch > batches_) {
+    throw std::invalid_argument(fmt::format("BatchLoader: first_batch {} is outside [0, {}]",
+                                            options.first_batch, batches_));
+  }
+  next_to_build_ = consumed_ = options.first_batch;
   if (data.images.defined() && !data.images.is_contiguous()) {
     throw std::invalid_argument("BatchLoader: in-memory images must be contiguous");
   }

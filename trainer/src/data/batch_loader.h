@@ -29,6 +29,7 @@ struct LoaderOptions {
   int64_t prefetch = 4;     // batches built ahead of the consumer, at most
   bool flip = false;        // mirror each image left-right with probability 1/2
   uint64_t flip_seed = 0;   // the flip of the sample at position p of `order` is f(flip_seed, p)
+  int64_t first_batch = 0;  // start there (a run resumed within an epoch); batches before it are not built
 };
 
 struct Batch {

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "data/batch_loader.h"
+#include "util/fs.h"
 #include "util/progress.h"
 
 namespace centerloss::trainer {
@@ -73,9 +74,10 @@ void save_embedding(const std::string& path, const Embedding& embedding,
       {embedding.features.contiguous(), embedding.labels.contiguous(), centers.detach().clone(),
        torch::tensor(classes, torch::kLong)});
   const std::vector<char> bytes = torch::pickle_save(tuple);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error("cannot write '" + path + "'");
+  // Atomic: a full disk or a crash leaves the previous file, never a truncated one.
+  write_file_atomic(path, [&](std::ostream& out) {
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  });
 }
 
 }  // namespace centerloss::trainer

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -54,7 +55,11 @@ PairList read_lfw_pairs(std::istream& in, const std::string& source) {
     list.sets = 1;
     list.pairs_per_set = parse_positive(f[0], source, line_no, "pairs per set");
   } else if (f.size() == 2) {
-    list.sets = static_cast<int>(parse_positive(f[0], source, line_no, "number of sets"));
+    const int64_t sets = parse_positive(f[0], source, line_no, "number of sets");
+    if (sets > std::numeric_limits<int>::max()) {  // (it used to wrap: 2^32 + 1 read as 1 set)
+      fail(source, line_no, "number of sets " + f[0] + " is too large");
+    }
+    list.sets = static_cast<int>(sets);
     list.pairs_per_set = parse_positive(f[1], source, line_no, "pairs per set");
   } else {
     fail(source, line_no, "header must be '<sets> <pairs_per_set>' or '<pairs_per_set>'");

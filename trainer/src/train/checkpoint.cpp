@@ -61,7 +61,36 @@ class Digest {
   uLong crc_ = crc32_z(0L, Z_NULL, 0);
 };
 
-int64_t state_digest(TrainState& state, const at::Tensor& rng, const std::string& config) {
+// EpochProgress as two tensors (exact: float64 and int64), in a fixed order.
+at::Tensor progress_values(const EpochProgress& p) {
+  return torch::tensor({p.softmax, p.center, p.window_softmax, p.window_center, p.seconds},
+                       torch::kDouble);
+}
+at::Tensor progress_counts(const EpochProgress& p) {
+  return torch::tensor({p.step, p.correct, p.seen, p.window_correct, p.window_count, p.window_steps},
+                       torch::kLong);
+}
+EpochProgress progress_from(const at::Tensor& values, const at::Tensor& counts) {
+  if (values.dtype() != torch::kDouble || values.numel() != 5 || counts.dtype() != torch::kLong ||
+      counts.numel() != 6) {
+    throw std::runtime_error("its epoch progress has the wrong shape");
+  }
+  const at::Tensor v = values.contiguous(), c = counts.contiguous();
+  const double* x = v.data_ptr<double>();
+  const int64_t* n = c.data_ptr<int64_t>();
+  EpochProgress p;
+  p.softmax = x[0], p.center = x[1], p.window_softmax = x[2], p.window_center = x[3], p.seconds = x[4];
+  p.step = n[0], p.correct = n[1], p.seen = n[2], p.window_correct = n[3], p.window_count = n[4],
+  p.window_steps = n[5];
+  if (p.step < 0 || p.correct < 0 || p.seen < p.correct || p.window_steps < 0) {
+    throw std::runtime_error("its epoch progress is out of range");
+  }
+  return p;
+}
+
+// with_progress: false for checkpoints written before the progress entries existed.
+int64_t state_digest(TrainState& state, const at::Tensor& rng, const std::string& config,
+                     bool with_progress = true) {
   Digest d;
   d.add("config", config);
   for (const auto& p : state.model->named_parameters()) d.add("model." + p.key(), p.value());
@@ -72,6 +101,10 @@ int64_t state_digest(TrainState& state, const at::Tensor& rng, const std::string
   if (state.center_optimizer) d.add_optimizer("center_optimizer", *state.center_optimizer);
   d.add("epoch", torch::tensor(state.epoch, torch::kLong));
   d.add("rng", rng);
+  if (with_progress) {
+    d.add("progress", progress_values(state.progress));
+    d.add("progress_counts", progress_counts(state.progress));
+  }
   return d.value();
 }
 
@@ -82,8 +115,15 @@ TrainState make_state(const TrainConfig& config) {
   torch::manual_seed(config.seed);
   TrainState state;
   state.config = config;
-  state.model = FeatureNet(net_config(config));
-  state.center_loss = CenterLoss(center_loss_options(config));
+  try {
+    state.model = FeatureNet(net_config(config));
+    state.center_loss = CenterLoss(center_loss_options(config));
+  } catch (const c10::Error& e) {  // a network too large for memory, say
+    throw std::runtime_error(fmt::format(
+        "cannot build the network of this config (D = {}, {} classes, {}x{} images): {}",
+        config.feature_dim, config.classes.size(), config.image_size, config.image_size,
+        e.what_without_backtrace()));
+  }
   state.optimizer = std::make_unique<torch::optim::SGD>(
       state.model->parameters(), torch::optim::SGDOptions(config.lr)
                                      .momentum(config.momentum)
@@ -113,10 +153,26 @@ void save_checkpoint(const std::string& path, TrainState& state) {
   const std::string config = to_json(state.config).dump();
   archive.write("epoch", torch::tensor(state.epoch, torch::kLong));
   archive.write("rng", rng);
+  archive.write("progress", progress_values(state.progress));
+  archive.write("progress_counts", progress_counts(state.progress));
   archive.write("config", c10::IValue(config));
   archive.write("digest", torch::tensor(state_digest(state, rng, config), torch::kLong));
 
-  write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
+  // Serialised into memory first: LibTorch's archive writer finishes the file in a destructor,
+  // and a write that fails there (a full disk) throws from it and aborts the process.
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  try {
+    write_file_atomic(path, [&](std::ostream& out) {
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    });
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("cannot write checkpoint '{}': {}; the previous checkpoint "
+                                         "there, if any, is unchanged", path, e.what()));
+  }
 }
 
 namespace {
@@ -150,11 +206,28 @@ std::string CheckpointFile::config_text() {
 
 TrainConfig CheckpointFile::config() {
   const std::string json = config_text();
+  TrainConfig config;
   try {
-    return config_from_json(nlohmann::json::parse(json));
+    config = config_from_json(nlohmann::json::parse(json));
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("checkpoint '{}' holds an invalid config: {}", path_, e.what()));
   }
+  // The config decides how large a state make_state() allocates: it must agree with the
+  // centers the file holds, so that an edited config cannot ask for more than the file backs.
+  const at::Tensor centers = reading(path_, [&] {
+    torch::serialize::InputArchive center_loss;
+    archive_.read("center_loss", center_loss);
+    at::Tensor stored;
+    center_loss.read("centers", stored);
+    return stored;
+  });
+  const std::vector<int64_t> expected = {static_cast<int64_t>(config.classes.size()), config.feature_dim};
+  if (centers.sizes() != at::IntArrayRef(expected) || !centers.is_contiguous()) {
+    throw std::runtime_error(fmt::format(
+        "checkpoint '{}' is corrupt: its config has {} classes and D = {}, its centers are {}",
+        path_, expected[0], expected[1], c10::str(centers.sizes())));
+  }
+  return config;
 }
 
 void CheckpointFile::restore(TrainState& state) {
@@ -174,11 +247,28 @@ void CheckpointFile::restore(TrainState& state) {
     torch::Tensor epoch, rng, digest;
     archive_.read("epoch", epoch);
     archive_.read("rng", rng);
+    if (epoch.numel() != 1 || rng.dtype() != torch::kByte) {
+      throw std::runtime_error(fmt::format("checkpoint '{}' is corrupt: a malformed epoch or "
+                                           "generator state", path_));
+    }
     state.epoch = epoch.item<int64_t>();
+    if (state.epoch < 0) {
+      throw std::runtime_error(fmt::format("checkpoint '{}' is corrupt: epoch {}", path_, state.epoch));
+    }
+    torch::Tensor values, counts;
+    const bool with_progress = archive_.try_read("progress", values);
+    if (with_progress) {
+      archive_.read("progress_counts", counts);
+      try {
+        state.progress = progress_from(values, counts);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(fmt::format("checkpoint '{}' is corrupt: {}", path_, e.what()));
+      }
+    }
     // Checkpoints written before the digest existed have none: they load unchecked.
     if (archive_.try_read("digest", digest)) {
       const int64_t stored = digest.item<int64_t>(),
-                    found = state_digest(state, rng, config_text());
+                    found = state_digest(state, rng, config_text(), with_progress);
       if (stored != found) {
         throw std::runtime_error(fmt::format(
             "checkpoint '{}' is corrupt: its tensors do not match the CRC-32 stored with them "

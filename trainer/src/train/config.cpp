@@ -67,7 +67,8 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   need(!c.classes.empty(), "classes", "empty");
   need(c.train_limit >= 0, "train_limit", c.train_limit);
   need(c.test_limit >= 0, "test_limit", c.test_limit);
-  need(c.image_height >= 0 && c.image_width >= 0 && (c.image_height > 0) == (c.image_width > 0),
+  need(c.image_height >= 0 && c.image_width >= 0 && (c.image_height > 0) == (c.image_width > 0) &&
+           c.image_height <= kMaxImageSize && c.image_width <= kMaxImageSize,
        "image_size", size.dump());
   need(c.channels == 1 || c.channels == 3, "channels", c.channels);
   need(c.class_names.empty() || c.classes.back() < static_cast<int64_t>(c.class_names.size()),

@@ -57,6 +57,10 @@ struct TrainConfig {
   int64_t log_every = 20;  // steps between "step" lines in metrics.jsonl
 };
 
+// The largest image side a stored config may name: the networks' feature layer grows with its
+// square, and an edited config must not ask for more memory than exists.
+inline constexpr int64_t kMaxImageSize = 4096;
+
 nlohmann::json to_json(const TrainConfig& config);
 TrainConfig config_from_json(const nlohmann::json& json);  // throws on missing/invalid fields
 

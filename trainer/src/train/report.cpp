@@ -50,22 +50,23 @@ std::string write_run_outputs(const std::string& run_dir, const std::string& pyt
     last = r;
   }
   const std::string path = file("report.md");
-  std::ofstream out(path);
-  out << "# Center loss run: " << title << "\n\n";
-  if (!last.is_null()) {
-    out << fmt::format("{}. Training time {} ({} threads).\n\n",
-                       has_test ? fmt::format("Closed-set test accuracy after epoch {}: **{:.2f}%**",
-                                              last["epoch"].get<int64_t>(),
-                                              100 * number(last, "test_accuracy"))
-                                : std::string("No test split (--test-data): no test accuracy"),
-                       format_duration(total_seconds), config["threads"].get<int>());
-  }
-  out << epochs_table << "\n";
-  out << (scatter    ? "![test features](scatter.png)\n\n"
-          : has_test ? "(scatter.png missing: plotting failed)\n\n"
-                     : "(no scatter.png: no test split)\n\n");
-  out << (curves ? "![training curves](curves.png)\n\n" : "(curves.png missing: plotting failed)\n\n");
-  out << "Configuration (config.json):\n\n```json\n" << config.dump(2) << "\n```\n";
+  write_file_atomic(path, [&](std::ostream& out) {
+    out << "# Center loss run: " << title << "\n\n";
+    if (!last.is_null()) {
+      out << fmt::format("{}. Training time {} ({} threads).\n\n",
+                         has_test ? fmt::format("Closed-set test accuracy after epoch {}: **{:.2f}%**",
+                                                last["epoch"].get<int64_t>(),
+                                                100 * number(last, "test_accuracy"))
+                                  : std::string("No test split (--test-data): no test accuracy"),
+                         format_duration(total_seconds), config["threads"].get<int>());
+    }
+    out << epochs_table << "\n";
+    out << (scatter    ? "![test features](scatter.png)\n\n"
+            : has_test ? "(scatter.png missing: plotting failed)\n\n"
+                       : "(no scatter.png: no test split)\n\n");
+    out << (curves ? "![training curves](curves.png)\n\n" : "(curves.png missing: plotting failed)\n\n");
+    out << "Configuration (config.json):\n\n```json\n" << config.dump(2) << "\n```\n";
+  });
   return path;
 }
 

@@ -8,12 +8,15 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <csignal>
+#include <nlohmann/json.hpp>
 
 #include "data/batch_loader.h"
 #include "embed/embed.h"
 #include "train/report.h"
 #include "train/run.h"
 #include "train/run_data.h"
+#include "train/stop_signals.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -80,32 +83,40 @@ torch::Tensor epoch_order(uint64_t seed, int64_t epoch, int64_t n) {
 
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
                        const torch::Tensor& order, double lr, const std::string& label,
-                       bool progress, MetricsWriter* metrics, int64_t epoch) {
+                       bool progress, MetricsWriter* metrics, int64_t epoch,
+                       const AfterStep& after_step, OnNonfinite on_nonfinite) {
   const TrainConfig& config = state.config;
   state.model->train();
   state.center_loss->train();
   set_lr(*state.optimizer, lr);
+  EpochProgress& p = state.progress;
   LoaderOptions loader_options;
   loader_options.threads = config.loader_threads;
   loader_options.flip = config.flip;
   loader_options.flip_seed = config.seed * 0xD1B54A32D192ED03ULL + static_cast<uint64_t>(epoch);
+  const int64_t steps = (order.size(0) + config.batch_size - 1) / config.batch_size;
+  if (p.step > steps) {
+    throw std::runtime_error(fmt::format("the checkpoint is at step {} of epoch {}, which has "
+                                         "only {} steps: the training data changed", p.step, epoch, steps));
+  }
+  loader_options.first_batch = p.step;
   BatchLoader loader(data, order, config.batch_size, loader_options);
-  const int64_t steps = loader.batches();
   ProgressBar bar(label, steps, progress);
-  EpochStats stats;
-  double window_softmax = 0, window_center = 0;
-  int64_t window_correct = 0, window_count = 0, window_steps = 0, correct = 0, seen = 0;
   const auto start = Clock::now();
+  const double seconds_before = p.seconds;
+  bool warned = false;
   auto fields = [&] {
-    return fmt::format("softmax {:.4f} center {:.4f} acc {:.2f}%", stats.softmax / std::max<int64_t>(stats.steps, 1),
-                       stats.center / std::max<int64_t>(stats.steps, 1),
-                       100.0 * static_cast<double>(correct) / std::max<int64_t>(seen, 1));
+    return fmt::format("softmax {:.4f} center {:.4f} acc {:.2f}%", p.softmax / std::max<int64_t>(p.step, 1),
+                       p.center / std::max<int64_t>(p.step, 1),
+                       100.0 * static_cast<double>(p.correct) / std::max<int64_t>(p.seen, 1));
   };
-  for (int64_t step = 0; step < steps; ++step) {
+  for (int64_t step = p.step; step < steps; ++step) {
     Batch batch;
     loader.next(batch);
     if (batch.samples.numel() == 0) {  // every image of the batch was a skipped bad file
+      p.step = step + 1;
       bar.update(step + 1, fields);
+      if (after_step) after_step(state);
       continue;
     }
     const torch::Tensor y = targets.index_select(0, batch.samples);
@@ -115,6 +126,26 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
     torch::Tensor center = state.center_loss->forward(out.features, y);  // moves paper/mean centers
     if (config.reduction == Reduction::None) center = center.mean();
     const torch::Tensor loss = softmax + config.lambda * center;
+    const double s = softmax.item<double>();
+    const double c = center.item<double>();
+    if (!std::isfinite(s) || !std::isfinite(c)) {
+      const int64_t global_step = (epoch - 1) * steps + step + 1;
+      const std::string where = fmt::format("epoch {}, step {} of {} (softmax {}, center {})",
+                                            epoch, step + 1, steps, s, c);
+      if (on_nonfinite == OnNonfinite::Stop) {
+        if (metrics != nullptr) {
+          metrics->write({{"kind", "diverged"}, {"epoch", epoch}, {"step", global_step},
+                          {"softmax", s}, {"center", c}});
+        }
+        bar.finish(fields());
+        throw TrainingDiverged("the loss is not finite at " + where);
+      }
+      if (!warned) {
+        fmt::print(stderr, "\nwarning: the loss is not finite at {}; training on "
+                   "(--on-nonfinite continue)\n", where);
+        warned = true;
+      }
+    }
 
     state.optimizer->zero_grad();
     if (state.center_optimizer) state.center_optimizer->zero_grad();
@@ -123,78 +154,134 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
     if (state.center_optimizer) {
       if (config.lambda > 0) {
         torch::NoGradGuard no_grad;
-        for (auto& p : state.center_loss->parameters()) {
-          if (p.grad().defined()) p.grad().div_(config.lambda);
+        for (auto& param : state.center_loss->parameters()) {
+          if (param.grad().defined()) param.grad().div_(config.lambda);
         }
       }
       state.center_optimizer->step();
     }
 
-    const double s = softmax.item<double>();
-    const double c = center.item<double>();
     const int64_t hits = out.logits.argmax(1).eq(y).sum().item<int64_t>();
-    stats.softmax += s;
-    stats.center += c;
-    ++stats.steps;
-    correct += hits;
-    seen += y.size(0);
-    window_softmax += s;
-    window_center += c;
-    window_correct += hits;
-    window_count += y.size(0);
-    ++window_steps;
-    if (metrics != nullptr && (window_steps == config.log_every || step + 1 == steps)) {
+    p.softmax += s;
+    p.center += c;
+    p.correct += hits;
+    p.seen += y.size(0);
+    p.window_softmax += s;
+    p.window_center += c;
+    p.window_correct += hits;
+    p.window_count += y.size(0);
+    ++p.window_steps;
+    p.step = step + 1;
+    p.seconds = seconds_before + seconds_since(start);
+    if (metrics != nullptr && (p.window_steps == config.log_every || step + 1 == steps)) {
       metrics->write({{"kind", "step"}, {"epoch", epoch}, {"step", (epoch - 1) * steps + step + 1},
                       {"epoch_progress", epoch - 1 + static_cast<double>(step + 1) / steps},
-                      {"softmax", window_softmax / window_steps},
-                      {"center", window_center / window_steps},
-                      {"accuracy", static_cast<double>(window_correct) / window_count}, {"lr", lr}});
-      window_softmax = window_center = 0;
-      window_correct = window_count = window_steps = 0;
+                      {"softmax", p.window_softmax / p.window_steps},
+                      {"center", p.window_center / p.window_steps},
+                      {"accuracy", static_cast<double>(p.window_correct) / p.window_count}, {"lr", lr}});
+      p.window_softmax = p.window_center = 0;
+      p.window_correct = p.window_count = p.window_steps = 0;
     }
     bar.update(step + 1, fields);
+    if (after_step) after_step(state);
   }
-  stats.seconds = seconds_since(start);
   bar.finish(fields());
-  stats.softmax /= std::max<int64_t>(stats.steps, 1);
-  stats.center /= std::max<int64_t>(stats.steps, 1);
-  stats.accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
-  stats.images = seen;
+  EpochStats stats;
+  stats.steps = p.step;
+  stats.seconds = p.seconds;
+  stats.softmax = p.softmax / std::max<int64_t>(p.step, 1);
+  stats.center = p.center / std::max<int64_t>(p.step, 1);
+  stats.accuracy = static_cast<double>(p.correct) / std::max<int64_t>(p.seen, 1);
+  stats.images = p.seen;
   stats.loader = loader.stats();
+  p = EpochProgress{};  // the epoch is done: a next call starts the next one
   return stats;
 }
 
 TrainSummary train(TrainConfig config, const RunOptions& options) {
+  // Signals first: a Ctrl-C while the data loads stops the run at its first step boundary.
+  StopSignals signals;
   torch::set_num_threads(config.threads);
+  const std::string& dir = options.out_dir;
+  FolderLock lock(dir);  // before anything is read from or written to the folder
+  const bool resume = prepare_run_folder(dir, options.start);
+  const std::string checkpoint = path_join(dir, kCheckpointFile);
+
   const RunData data = load_run_data(config, options.skip_bad_images, options.progress);
   const Dataset& train_data = data.train;
   const Dataset& test_data = data.test;
+  if (config.image_height > kMaxImageSize || config.image_width > kMaxImageSize) {
+    throw std::runtime_error(fmt::format("{}: the trainer takes images of at most {} pixels a side, "
+                                         "got {}x{} (--image-size sets the size)", config.data_dir,
+                                         kMaxImageSize, config.image_height, config.image_width));
+  }
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
   warn_about_empty_classes(train_targets, config.classes);
+  const int64_t steps_per_epoch = (train_data.size() + config.batch_size - 1) / config.batch_size;
 
-  const std::string& dir = options.out_dir;
-  make_dirs(dir);
-  const std::string checkpoint = path_join(dir, kCheckpointFile);
   TrainState state = make_state(config);
-  if (options.resume) {
+  if (resume) {
     const auto file = options.checkpoint ? options.checkpoint
                                          : std::make_shared<CheckpointFile>(checkpoint);
     file->restore(state);
-    fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
+    fmt::print(stderr, "resuming {} after epoch {}{}\n", checkpoint, state.epoch,
+               state.progress.step > 0 ? fmt::format(", step {} of {}", state.progress.step, steps_per_epoch)
+                                       : std::string());
     if (const int before = file->config().threads; before != config.threads) {
       fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
                  "bitwise the same as an uninterrupted one\n", config.threads, before);
     }
-    if (config.epochs < state.epoch) {
+    const int64_t reached = state.epoch + (state.progress.step > 0 ? 1 : 0);
+    if (config.epochs < reached) {
       throw std::invalid_argument(fmt::format("{} has {} epochs; --epochs must be at least that",
-                                              checkpoint, state.epoch));
+                                              checkpoint, reached));
     }
+    if (state.progress.step > steps_per_epoch) {
+      throw std::runtime_error(fmt::format("{} is at step {} of an epoch of {} steps: the training "
+                                           "data changed", checkpoint, state.progress.step, steps_per_epoch));
+    }
+    remove_files(dir, {"diverged.json"});  // this run goes on; a new divergence writes it again
   }
-  {
-    std::ofstream out(path_join(dir, "config.json"));
-    out << to_json(config).dump(2) << '\n';
-  }
-  MetricsWriter metrics(path_join(dir, "metrics.jsonl"), options.resume ? state.epoch : -1);
+  write_file_atomic(path_join(dir, "config.json"),
+                    [&](std::ostream& out) { out << to_json(config).dump(2) << '\n'; });
+  // On a resume, keep the lines the checkpoint has seen: the epochs it completed and the step
+  // lines of the epoch in progress up to its position.
+  const int64_t done_epochs = state.epoch, done_steps = state.epoch * steps_per_epoch + state.progress.step;
+  MetricsWriter metrics(path_join(dir, "metrics.jsonl"),
+                        resume ? std::function<bool(const nlohmann::json&)>(
+                                     [done_epochs, done_steps](const nlohmann::json& r) {
+                                       return metrics_line_kept(r, done_epochs, done_steps);
+                                     })
+                               : std::function<bool(const nlohmann::json&)>());
+
+  // Where the last checkpoint on disk stands, for the messages of a stop.
+  std::string saved = resume ? fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch,
+                                           state.progress.step)
+                             : std::string();
+  auto save = [&] {
+    save_checkpoint(checkpoint, state);
+    saved = fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch, state.progress.step);
+  };
+  CheckpointClock clock(options.checkpoint_every);
+  auto stop_if_signalled = [&](bool write_checkpoint) {
+    const int signal = signals.received();
+    if (signal == 0) return;
+    if (write_checkpoint) save();
+    throw TrainingInterrupted(
+        fmt::format("{}: stopped; the checkpoint {} is kept. Continue with --resume",
+                    signal == SIGINT ? "SIGINT" : "SIGTERM", saved.empty() ? "(none yet)" : saved),
+        signal);
+  };
+  // After each step: a checkpoint when one is due (the epoch's end writes its own), or when a
+  // stop signal came.
+  const AfterStep after_step = [&](TrainState&) {
+    clock.step();
+    stop_if_signalled(true);
+    if (state.progress.step < steps_per_epoch && clock.due()) {
+      save();
+      clock.reset();
+    }
+  };
 
   TrainSummary summary;
   double step_seconds = 0;
@@ -202,16 +289,32 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   Embedding test_embedding;  // of the last epoch: also the run's final test features
   Accuracy test;             // of test_embedding
   for (int64_t epoch = state.epoch + 1; epoch <= config.epochs; ++epoch) {
+    stop_if_signalled(state.progress.step > 0);
     const double lr = learning_rate(config, epoch);
     const std::string label = fmt::format("epoch {}/{}", epoch, config.epochs);
-    EpochStats stats = train_epoch(state, train_data, train_targets,
-                                   epoch_order(config.seed, epoch, train_data.size()), lr, label,
-                                   options.progress, &metrics, epoch);
-    step_seconds += stats.seconds;
-    steps_run += stats.steps;
+    const int64_t first_step = state.progress.step;
+    const double first_seconds = state.progress.seconds;
+    EpochStats stats;
+    try {
+      stats = train_epoch(state, train_data, train_targets,
+                          epoch_order(config.seed, epoch, train_data.size()), lr, label,
+                          options.progress, &metrics, epoch, after_step, options.on_nonfinite);
+    } catch (const TrainingDiverged& e) {
+      const std::string kept = saved.empty() ? "No checkpoint had been written yet"
+                                             : "The last good checkpoint, " + saved + ", is kept";
+      const std::string message = fmt::format(
+          "{}: training stopped. {}. Lower --lr (or check the data) and start again with "
+          "--overwrite; --on-nonfinite continue trains on regardless", e.what(), kept);
+      write_file_atomic(path_join(dir, "diverged.json"), [&](std::ostream& out) {
+        out << nlohmann::json{{"message", message}, {"checkpoint", saved.empty() ? nlohmann::json() : nlohmann::json(saved)}}.dump(2) << '\n';
+      });
+      throw TrainingDiverged(message);
+    }
+    step_seconds += stats.seconds - first_seconds;  // this process's steps only
+    steps_run += stats.steps - first_step;
     test_embedding = embed(state.model, test_data, embed_options(config, options));
     test = closed_set_accuracy(test_embedding, config.classes);
-    state.epoch = epoch;
+    state.epoch = epoch;  // (train_epoch has reset state.progress)
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
     // checkpoint, which drops this line again (records of later epochs are not kept), so the
     // file never lacks the line of an epoch the checkpoint has.
@@ -226,7 +329,8 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                    {"loader_threads", config.loader_threads},
                    {"data_wait_s", stats.loader.wait_seconds},
                    {"bad_images", train_data.skip_bad ? train_data.skip_bad->count() : 0}});
-    save_checkpoint(checkpoint, state);
+    save();
+    clock.reset();
     fmt::print(stderr, "epoch {}: {}, {:.1f} ms/step, {:.0f} images/s (loader: {:.0f} images/s per "
                "thread, step waited {:.1f} s for data)\n", epoch, test_text(test),
                1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1),
@@ -236,6 +340,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
       fmt::print(stderr, "warning: {}\n", train_data.skip_bad->summary());
     }
   }
+  stop_if_signalled(false);  // the last epoch's checkpoint is on disk
   summary.epochs = state.epoch;
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
   if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -91,6 +92,19 @@ void rename_path(const std::string& from, const std::string& to) {
   }
 }
 
+std::vector<std::string> list_dir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 void remove_tree(const std::string& path) {
   if (!path_exists(path)) return;
   auto remove_one = [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); };
@@ -102,23 +116,38 @@ void remove_tree(const std::string& path) {
 namespace {
 void fsync_path(const std::string& path, int flags) {
   const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) throw std::runtime_error("cannot open '" + path + "' to flush it to disk");
+  if (fd < 0) {
+    throw std::runtime_error("cannot open '" + path + "' to flush it to disk: " + std::strerror(errno));
+  }
   const int rc = ::fsync(fd);
+  const int error = errno;
   ::close(fd);
-  if (rc != 0) throw std::runtime_error("fsync of '" + path + "' failed");
+  if (rc != 0) throw std::runtime_error("fsync of '" + path + "' failed: " + std::strerror(error));
 }
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
   const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + temp + "'");
-    write(out);
-    out.flush();
-    if (!out) throw std::runtime_error("writing '" + temp + "' failed");
+  try {
+    {
+      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+      if (!out) throw std::runtime_error("cannot write '" + temp + "': " + std::strerror(errno));
+      errno = 0;
+      write(out);
+      out.flush();
+      // A full disk (ENOSPC) or a file size limit (EFBIG) shows here, as a failed stream.
+      if (!out) {
+        throw std::runtime_error("writing '" + temp + "' failed" +
+                                 (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string()));
+      }
+      out.close();
+      if (!out) throw std::runtime_error("writing '" + temp + "' failed: " + std::strerror(errno));
+    }
+    fsync_path(temp, O_RDONLY);
+  } catch (...) {
+    std::remove(temp.c_str());  // the previous `path`, if any, is untouched
+    throw;
   }
-  fsync_path(temp, O_RDONLY);
   rename_path(temp, path);  // atomic on POSIX within one file system
   fsync_path(parent_dir(absolute_path(path)), O_RDONLY | O_DIRECTORY);
 }

@@ -29,6 +29,8 @@ void rename_path(const std::string& from, const std::string& to);
 // returns: `write` fills `path`.tmp, which is flushed to disk (fsync) and renamed over `path`,
 // then the directory is flushed. Throws std::runtime_error naming the file on failure.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
+// The names in a directory (no "." or ".."), sorted; empty if it does not exist.
+std::vector<std::string> list_dir(const std::string& path);
 // rm -rf (no error if missing); throws std::runtime_error if something cannot be removed.
 void remove_tree(const std::string& path);
 

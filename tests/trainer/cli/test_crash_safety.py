@@ -1,0 +1,183 @@
+"""Crashes cost no more than the work since the last checkpoint: `train`, `sweep` and the
+open-set experiment driver killed with SIGKILL at random moments (some while a checkpoint is
+being written), then rerun, end with the model and metrics of an uninterrupted run with the
+same seed; after every kill the latest checkpoint loads. SIGINT and SIGTERM write a checkpoint
+within the epoch before the trainer exits."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from cli_runner import CLI, ROOT, require_cli, run
+from run_check import TINY, assert_same_results, checkpoint_loads, checkpoint_state, metrics
+
+require_cli()
+
+# A checkpoint after every step: many writes to kill, and a resume within the epoch.
+EVERY_STEP = ["--checkpoint-every", "1"]
+
+
+def kill_until_done(cmd, watch, scratch, seed, kills=6):
+    """Runs `cmd` (which must be restartable: --resume auto) and kills it with SIGKILL
+    (its whole process group), `kills` times: at a random moment, or, every other time, as soon
+    as a checkpoint's temporary file appears in one of the folders `watch` returns. After each
+    kill every checkpoint there must load. Then lets it finish. Returns the number of kills
+    that hit a checkpoint being written (its temporary file was left behind)."""
+    rng = random.Random(seed)
+    mid_write = 0
+    for attempt in range(kills):
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+        deadline = time.monotonic() + (rng.uniform(0.5, 4.0) if attempt % 2 == 0 else 30)
+        while time.monotonic() < deadline and process.poll() is None:
+            if attempt % 2 == 1 and any(os.path.exists(os.path.join(d, "checkpoint.pt.tmp"))
+                                        for d in watch()):
+                break
+            time.sleep(0.0005)
+        if process.poll() is not None:  # finished before this kill
+            assert process.returncode == 0, process.stderr.read().decode()
+            return mid_write
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+        if any(os.path.exists(os.path.join(d, "checkpoint.pt.tmp")) for d in watch()):
+            mid_write += 1
+        for d in watch():
+            if os.path.exists(os.path.join(d, "checkpoint.pt")):
+                checkpoint_loads(d, scratch)  # the latest checkpoint always loads
+    final = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    return mid_write
+
+
+def test_train_killed_at_random_moments_ends_like_an_uninterrupted_run(tmp_path):
+    options = ["--epochs", "3", "--seed", "5", "--lr", "0.05", *TINY]
+    reference = str(tmp_path / "reference")
+    run("train", "--out", reference, *options)
+    killed = str(tmp_path / "killed")
+    mid_write = kill_until_done([CLI, "train", "--out", killed, "--resume", "auto", *EVERY_STEP,
+                                 *options], lambda: [killed], str(tmp_path), seed=1)
+    assert mid_write >= 1, "no kill landed while a checkpoint was being written"
+    assert_same_results(reference, killed)
+
+
+def test_sweep_killed_at_random_moments_ends_like_an_uninterrupted_sweep(tmp_path):
+    options = ["--lambdas", "0,0.1", "--epochs", "2", "--seed", "2", *TINY]
+    reference = str(tmp_path / "reference")
+    run("sweep", "--out", reference, *options)
+    killed = str(tmp_path / "killed")
+    runs = lambda: [os.path.join(killed, "lambda_0"), os.path.join(killed, "lambda_0.1")]  # noqa: E731
+    kill_until_done([CLI, "sweep", "--out", killed, "--resume", "auto", *EVERY_STEP, *options],
+                    runs, str(tmp_path), seed=2)
+    for name in ("lambda_0", "lambda_0.1"):
+        assert_same_results(os.path.join(reference, name), os.path.join(killed, name))
+    summary = lambda d: [{k: v for k, v in r.items() if k != "run"}  # noqa: E731
+                         for r in json.load(open(os.path.join(d, "sweep.json")))]
+    assert summary(reference) == summary(killed)
+
+
+def test_openset_experiment_killed_at_random_moments_ends_like_an_uninterrupted_one(tmp_path):
+    script = os.path.join(ROOT, "scripts", "experiments", "openset_experiment.py")
+
+    def command(out, extra=""):
+        return [sys.executable, script, "--cli", CLI, "--out", out, "--resume", "auto",
+                "--dims", "2", "--lambdas", "0,0.1", "--seeds", "1", "--epochs", "2",
+                "--train-limit", "300", "--train-args", "--test-limit 100 --batch-size 30 " + extra,
+                "--openset-args", "--folds 2 --pairs-per-fold 20"]
+
+    reference = str(tmp_path / "reference")
+    subprocess.run(command(reference), check=True, capture_output=True, timeout=600)
+    killed = str(tmp_path / "killed")
+    runs = lambda: [os.path.join(killed, n) for n in ("D2_lambda0_seed1", "D2_lambda0.1_seed1")]  # noqa: E731
+    # (--checkpoint-every is a run option: it may differ from the reference's)
+    kill_until_done(command(killed, "--checkpoint-every 1"), runs, str(tmp_path), seed=3)
+    for name in ("D2_lambda0_seed1", "D2_lambda0.1_seed1"):
+        a, b = os.path.join(reference, name), os.path.join(killed, name)
+        assert_same_results(a, b)
+        load = lambda d: {k: v for k, v in json.load(open(os.path.join(d, "openset.json"))).items()  # noqa: E731
+                          if k != "run"}
+        assert load(a) == load(b)
+    assert open(os.path.join(reference, "table.md")).read() == open(os.path.join(killed, "table.md")).read()
+
+
+def stop_with(sig, tmp_path):
+    """Starts a run, sends `sig` once its first checkpoint exists, and returns (result, out)."""
+    out = str(tmp_path / "run")
+    process = subprocess.Popen([CLI, "train", "--out", out, "--epochs", "2", *EVERY_STEP, *TINY],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not os.path.exists(os.path.join(out, "checkpoint.pt")) and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr, out
+
+
+def test_sigint_and_sigterm_write_a_checkpoint_within_the_epoch_and_resume_exactly(tmp_path):
+    reference = str(tmp_path / "reference")
+    run("train", "--out", reference, "--epochs", "2", *TINY)
+    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        code, stderr, out = stop_with(sig, tmp_path / name)
+        assert code == 128 + sig, stderr
+        assert name + ": stopped; the checkpoint" in stderr and "Continue with --resume" in stderr
+        state = checkpoint_state(out)
+        assert state["epoch"].item() < 2 and state["progress_counts"][0].item() > 0  # within an epoch
+        checkpoint_loads(out, str(tmp_path))
+        # metrics.jsonl keeps the step lines up to the checkpoint; a resume finishes the run.
+        result = run("train", "--out", out, "--epochs", "2", "--resume", *TINY)
+        assert "resuming" in result.stderr
+        assert_same_results(reference, out)
+
+
+def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path):
+    out = str(tmp_path / "run")
+    first = subprocess.Popen([CLI, "train", "--out", out, "--epochs", "3", *TINY],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not os.path.exists(os.path.join(out, "config.json")) and first.poll() is None:
+        time.sleep(0.005)
+    for extra in ([], ["--resume", "auto"], ["--overwrite"]):
+        second = run("train", "--out", out, "--epochs", "1", "--seed", "7", *extra, *TINY, check=False)
+        assert second.returncode != 0
+        assert "is in use by another centerloss process (pid %d)" % first.pid in second.stderr, second.stderr
+    assert first.poll() is None, "the first run ended before the second ones were tried"
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    # The first run went on undisturbed: its own config, its lines in order, a checkpoint that loads.
+    assert '"seed": 1' in open(os.path.join(out, "config.json")).read()
+    lines = metrics(out)
+    assert [r["epoch"] for r in lines if r["kind"] == "epoch"] == [1, 2, 3]
+    steps = [r["step"] for r in lines if r["kind"] == "step"]
+    assert steps == sorted(set(steps))
+    checkpoint_loads(out, str(tmp_path))
+
+
+def test_a_killed_driver_takes_its_trainer_down_at_a_checkpoint(tmp_path):
+    """SIGKILL to the experiment driver alone: its trainer gets SIGTERM (the kernel's
+    parent-death signal), writes a checkpoint and exits, so no orphan keeps the run's lock; the
+    driver's rerun continues."""
+    script = os.path.join(ROOT, "scripts", "experiments", "openset_experiment.py")
+    out = str(tmp_path / "experiment")
+    cmd = [sys.executable, script, "--cli", CLI, "--out", out, "--resume", "auto", "--dims", "2",
+           "--lambdas", "0", "--seeds", "1", "--epochs", "2", "--train-limit", "300",
+           "--train-args", "--test-limit 100 --batch-size 30 --checkpoint-every 0 --log-every 1",
+           "--openset-args", "--folds 2 --pairs-per-fold 20"]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = os.path.join(out, "D2_lambda0_seed1")
+    metrics_file = os.path.join(run_dir, "metrics.jsonl")
+    while driver.poll() is None and not (os.path.exists(metrics_file) and os.path.getsize(metrics_file)):
+        time.sleep(0.005)  # until the first step is done
+    trainer = int(open(os.path.join(run_dir, ".lock")).read())
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 120
+    while os.path.exists("/proc/%d" % trainer) and time.monotonic() < deadline:
+        with open("/proc/%d/stat" % trainer) as f:
+            if f.read().split(")")[-1].split()[0] == "Z":  # exited, not yet reaped
+                break
+        time.sleep(0.05)
+    assert time.monotonic() < deadline, "the trainer outlived its driver"
+    state = checkpoint_state(run_dir)  # SIGTERM wrote one, within the first epoch
+    assert state["epoch"].item() == 0 and state["progress_counts"][0].item() > 0
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    assert os.path.exists(os.path.join(run_dir, "openset.json"))
