@@ -7,6 +7,7 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   dataset-fashion-mnist
   zlib1g-dev
+  libgloo-dev  # gloo headers: C++ Gloo process groups (csrc/module/process_group_factory.cpp)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -77,13 +77,14 @@ int64_t state_digest(TrainState& state, const at::Tensor& rng, const std::string
 
 }  // namespace
 
-TrainState make_state(const TrainConfig& config) {
+TrainState make_state(const TrainConfig& config,
+                      const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
   if (config.classes.empty()) throw std::invalid_argument("make_state: config.classes is empty");
   torch::manual_seed(config.seed);
   TrainState state;
   state.config = config;
   state.model = FeatureNet(net_config(config));
-  state.center_loss = CenterLoss(center_loss_options(config));
+  state.center_loss = CenterLoss(center_loss_options(config).process_group(group));
   state.optimizer = std::make_unique<torch::optim::SGD>(
       state.model->parameters(), torch::optim::SGDOptions(config.lr)
                                      .momentum(config.momentum)

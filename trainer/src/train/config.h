@@ -45,6 +45,7 @@ struct TrainConfig {
   uint64_t seed = 1;
   int threads = 2;
   int64_t log_every = 20;  // steps between "step" lines in metrics.jsonl
+  int world_size = 1;      // processes (train/data_parallel.h); batch_size is per process
 };
 
 nlohmann::json to_json(const TrainConfig& config);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
 
 #include "embed/embed.h"
 #include "train/report.h"
@@ -39,6 +40,20 @@ Dataset first_n(Dataset data, int64_t n) {
 
 // A class without training samples still gets an output and a center: usually a stray label
 // (the class count is the largest label + 1) or a --train-limit that stops early. Said, not fatal.
+// What the optimizers move: with several processes their gradients are averaged.
+std::vector<torch::Tensor> trained_tensors(TrainState& state) {
+  std::vector<torch::Tensor> tensors = state.model->parameters();
+  for (const torch::Tensor& p : state.center_loss->parameters()) tensors.push_back(p);
+  return tensors;
+}
+
+// Every rank starts from rank 0's weights and centers, as DistributedDataParallel does: the
+// seed gives every rank the same ones, but no rank should rely on that.
+void start_data_parallel(TrainState& state) {
+  state.data_parallel->broadcast_state(*state.model);
+  state.data_parallel->broadcast_state(*state.center_loss);
+}
+
 void warn_about_empty_classes(const torch::Tensor& targets, const std::vector<int64_t>& classes) {
   const torch::Tensor counts = torch::bincount(targets, {}, static_cast<int64_t>(classes.size()));
   const torch::Tensor empty = (counts == 0).nonzero().flatten();
@@ -99,6 +114,11 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
     state.optimizer->zero_grad();
     if (state.center_optimizer) state.center_optimizer->zero_grad();
     loss.backward();
+    StepNumbers numbers{softmax.item<double>(), center.item<double>(),
+                        out.logits.argmax(1).eq(y).sum().item<int64_t>(), y.size(0)};
+    if (state.data_parallel) {
+      state.data_parallel->average_gradients(trained_tensors(state), step, numbers);
+    }
     state.optimizer->step();
     if (state.center_optimizer) {
       if (config.lambda > 0) {
@@ -110,18 +130,17 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
       state.center_optimizer->step();
     }
 
-    const double s = softmax.item<double>();
-    const double c = center.item<double>();
-    const int64_t hits = out.logits.argmax(1).eq(y).sum().item<int64_t>();
+    const double s = numbers.softmax, c = numbers.center;
+    const int64_t hits = numbers.hits;
     stats.softmax += s;
     stats.center += c;
     ++stats.steps;
     correct += hits;
-    seen += y.size(0);
+    seen += numbers.rows;
     window_softmax += s;
     window_center += c;
     window_correct += hits;
-    window_count += y.size(0);
+    window_count += numbers.rows;
     ++window_steps;
     if (metrics != nullptr && (window_steps == config.log_every || step + 1 == steps)) {
       metrics->write({{"kind", "step"}, {"epoch", epoch}, {"step", (epoch - 1) * steps + step + 1},
@@ -138,7 +157,7 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
   bar.finish(fields());
   stats.softmax /= std::max<int64_t>(stats.steps, 1);
   stats.center /= std::max<int64_t>(stats.steps, 1);
-  stats.accuracy = static_cast<double>(correct) / std::max<int64_t>(n, 1);
+  stats.accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
   return stats;
 }
 
@@ -161,17 +180,20 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   }
   config.image_size = train_data.images.size(2);
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
-  warn_about_empty_classes(train_targets, config.classes);
+  const auto& dp = options.data_parallel;
+  const bool main = !dp || dp->is_main();  // the one process that evaluates and writes
+  if (main) warn_about_empty_classes(train_targets, config.classes);
 
   const std::string& dir = options.out_dir;
-  make_dirs(dir);
+  if (main) make_dirs(dir);
   const std::string checkpoint = path_join(dir, kCheckpointFile);
-  TrainState state = make_state(config);
+  TrainState state = make_state(config, dp ? dp->group() : nullptr);
+  state.data_parallel = dp;
   if (options.resume) {
     const auto file = options.checkpoint ? options.checkpoint
                                          : std::make_shared<CheckpointFile>(checkpoint);
     file->restore(state);
-    fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
+    if (main) fmt::print(stderr, "resuming {} after epoch {}\n", checkpoint, state.epoch);
     if (const int before = file->config().threads; before != config.threads) {
       fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
                  "bitwise the same as an uninterrupted one\n", config.threads, before);
@@ -181,11 +203,13 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                                               checkpoint, state.epoch));
     }
   }
-  {
+  if (dp) start_data_parallel(state);
+  std::optional<MetricsWriter> metrics;
+  if (main) {
     std::ofstream out(path_join(dir, "config.json"));
     out << to_json(config).dump(2) << '\n';
+    metrics.emplace(path_join(dir, "metrics.jsonl"), options.resume ? state.epoch : -1);
   }
-  MetricsWriter metrics(path_join(dir, "metrics.jsonl"), options.resume ? state.epoch : -1);
 
   TrainSummary summary;
   double step_seconds = 0;
@@ -195,18 +219,20 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   for (int64_t epoch = state.epoch + 1; epoch <= config.epochs; ++epoch) {
     const double lr = learning_rate(config, epoch);
     const std::string label = fmt::format("epoch {}/{}", epoch, config.epochs);
-    EpochStats stats = train_epoch(state, train_data, train_targets,
-                                   epoch_order(config.seed, epoch, train_data.size()), lr, label,
-                                   options.progress, &metrics, epoch);
+    torch::Tensor order = epoch_order(config.seed, epoch, train_data.size());
+    if (dp) order = dp->shard_order(order, config.batch_size);
+    EpochStats stats = train_epoch(state, train_data, train_targets, order, lr, label,
+                                   options.progress && main, main ? &*metrics : nullptr, epoch);
     step_seconds += stats.seconds;
     steps_run += stats.steps;
+    state.epoch = epoch;
+    if (!main) continue;
     test_embedding = embed(state.model, test_data);
     test = closed_set_accuracy(test_embedding, config.classes);
-    state.epoch = epoch;
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
     // checkpoint, which drops this line again (records of later epochs are not kept), so the
     // file never lacks the line of an epoch the checkpoint has.
-    metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
+    metrics->write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
                    {"train_softmax", stats.softmax}, {"train_center", stats.center},
                    {"train_accuracy", stats.accuracy}, {"test_accuracy", test.accuracy},
                    {"test_softmax", test.softmax_loss}, {"seconds", stats.seconds},
@@ -217,6 +243,10 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                100.0 * test.accuracy, test.count, 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1));
   }
   summary.epochs = state.epoch;
+  if (!main) {
+    dp->barrier();  // rank 0's outputs are done: the group may go
+    return summary;
+  }
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
   if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)
     test_embedding = embed(state.model, test_data);
@@ -228,6 +258,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                    state.center_loss->centers(), config.classes);
     write_run_outputs(options.out_dir, options.python);
   }
+  if (dp) dp->barrier();
   return summary;
 }
 

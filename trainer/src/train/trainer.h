@@ -18,6 +18,7 @@
 
 #include "data/dataset.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/config.h"
 #include "util/metrics.h"
 #include "util/plots.h"
@@ -33,6 +34,8 @@ struct RunOptions {
   bool progress = true;          // progress bar on stderr
   bool outputs = true;           // test features, figures and report.md at the end
   std::string python = default_python();
+  // Several processes (train/data_parallel.h): rank 0 evaluates and writes; null: one process.
+  std::shared_ptr<DataParallel> data_parallel;
 };
 
 struct EpochStats {
@@ -50,7 +53,8 @@ struct TrainSummary {
 };
 
 // One pass over `data` (labels remapped to the model's classes in `targets`), in the order of
-// `order` ([N] int64 indices), in batches of config.batch_size. Updates `state` in place.
+// `order` ([N] int64 indices), in batches of config.batch_size. Updates `state` in place. With
+// state.data_parallel, `order` is this rank's shard and the stats are the global batches'.
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
                        const torch::Tensor& order, double lr, const std::string& label,
                        bool progress, MetricsWriter* metrics, int64_t epoch);
