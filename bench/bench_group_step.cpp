@@ -1,8 +1,7 @@
 // Sharded vs replicated center tables over a process group: per-rank memory and step time.
 // One process per rank, started by torchrun (docs/benchmarks.md, "Sharded center tables"):
 //
-//   torchrun --nproc-per-node 2 --no-python build/bench/bench_group_step \
-//       --json bench/results/bench_group_step.json
+//   torchrun --nproc-per-node 2 --no-python build/bench/bench_group_step --json FILE
 //
 // For each K, both modules live side by side on every rank (the replicated one with its whole
 // K x D table, the sharded one with K / W rows) and their steps alternate (A B A B ...), so
@@ -115,7 +114,7 @@ std::vector<std::vector<double>> gather(const centerloss::ProcessGroupPtr& group
 int main(int argc, char** argv) {
   CLI::App app{"Per-rank memory and step time of sharded vs replicated center tables"};
   std::vector<int64_t> classes{100000, 1000000};
-  int64_t batch = 512, dim = 512, steps = 20, warmup = 3, threads = 1, batches = 8;
+  int64_t batch = 512, dim = 512, steps = 100, warmup = 5, threads = 1, batches = 8;
   std::string json_path;
   app.add_option("--classes", classes, "K values")->capture_default_str();
   app.add_option("--batch", batch, "N per rank")->capture_default_str()->check(CLI::PositiveNumber);
@@ -160,7 +159,7 @@ int main(int argc, char** argv) {
       reset_peak_resident();
       const int64_t base = resident_bytes();
       step(module, data[1]);
-      m->step_peak_rss = peak_resident_bytes() - base;
+      m->step_peak_rss = std::max<int64_t>(0, peak_resident_bytes() - base);
     }
     for (int64_t i = 0; i < warmup; ++i) {
       step(replicated, data[i % batches]);
@@ -194,7 +193,7 @@ int main(int argc, char** argv) {
   if (main) {
     fmt::print("| K | table | table / rank | RSS added by the module / rank | step peak above it / rank | step (median, ms) |\n"
                "|---|---|---|---|---|---|\n");
-    const auto mib = [](double b) { return fmt::format("{:.0f} MiB", b / (1 << 20)); };
+    const auto mib = [](double b) { return fmt::format("{:.1f} MiB", b / (1 << 20)); };
     for (const auto& r : results) {
       std::string table, rss, peak, ms;
       for (const auto& p : r["ranks"]) {
