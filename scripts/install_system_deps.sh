@@ -9,6 +9,7 @@ packages=(
   zlib1g-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # image folders: decode, resize
   clang-19 libclang-rt-19-dev   # the sanitizer build and libFuzzer (`make asan`, `make fuzz`)
+  libgloo-dev  # gloo headers: C++ Gloo process groups (csrc/module/process_group_factory.cpp)
 )
 missing=()
 for p in "${packages[@]}"; do

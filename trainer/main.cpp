@@ -1,5 +1,6 @@
 // The `centerloss` command-line program: train / eval / embed / sweep (see docs/trainer.md).
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include <exception>
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
   } catch (const centerloss::trainer::TrainingStopped& e) {  // diverged (3) or a signal (128 + n)
     fmt::print(stderr, "error: {}\n", e.what());
     return e.exit_code;
+  } catch (const c10::Error& e) {  // LibTorch's own: the message without its C++ backtrace
+    fmt::print(stderr, "error: {}\n", e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

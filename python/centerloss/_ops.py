@@ -56,3 +56,19 @@ def advise_huge_pages(table: torch.Tensor) -> None:
     """Asks for huge pages for a large CPU table before it is first written (fewer TLB misses
     on its random rows)."""
     _registered._advise_huge_pages(table)
+
+
+def gather_batches(features, labels, centers, group, state, share_state: bool):
+    """Every rank's (features, labels) in rank order (csrc/module/union_batch.h); `group` is
+    the boxed c10d group. See centerloss._collectives.gather_batches."""
+    return _registered._gather_batches(features, labels, centers, group, list(state),
+                                       bool(share_state))
+
+
+def exchange_center_rows_(features, labels, centers, skipped, seen, group, num_classes: int,
+                          step: bool, first_sight: bool, alpha: float, rule: str):
+    """The [N, D] center rows of this rank's labels from their owners' shards
+    (csrc/module/sharded_centers.h); each owner steps its classes when `step`."""
+    return _registered._exchange_center_rows_(features, labels, centers, skipped, seen, group,
+                                              int(num_classes), bool(step), bool(first_sight),
+                                              float(alpha), rule_code(rule, "CenterLoss"))

@@ -17,7 +17,8 @@ def skip_ddp_buffer_sync(model: torch.nn.Module) -> list:
     Parameters (update="gradient": DDP averages their gradients) are left alone, and so is a
     gradient-rule module without a process group (its only buffer is the skip counter). Any
     other CenterLoss without a process group raises: only DDP's broadcast keeps its centers
-    equal."""
+    equal. Required with shard_centers=True: each rank's buffers are then its own shard, which
+    a broadcast from rank 0 would overwrite."""
     names = []
     for prefix, module in model.named_modules():
         if not isinstance(module, CenterLoss):

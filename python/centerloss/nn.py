@@ -5,7 +5,12 @@ import torch
 from torch import nn
 
 from . import _ops
-from ._collectives import gather_batches, warn_if_distributed_without_group
+from ._collectives import (
+    exchange_center_rows,
+    gather_batches,
+    shard_range,
+    warn_if_distributed_without_group,
+)
 from ._options import REDUCTIONS, check_alpha, check_choice, check_common, check_margin
 
 
@@ -50,7 +55,11 @@ class CenterLoss(nn.Module):
     Data parallel: pass ``process_group`` (a ``torch.distributed`` group, or ``"world"``) and
     every rank applies the step of the union of the ranks' batches (spec section 5), so the
     centers stay identical without a broadcast; the loss and its gradient stay local. See
-    ``centerloss.distributed.skip_ddp_buffer_sync`` for DistributedDataParallel.
+    ``centerloss.distributed``. With ``shard_centers=True`` (rules "paper" and "mean") rank r of
+    W holds only the classes [r K // W, (r + 1) K // W) (``centers`` is that block; the
+    ``shard`` buffer records [k0, k1, K, W]); each forward sends the rows to the ranks that own
+    their classes, a collective in eval mode too, with results bitwise those of the unsharded
+    module. Both paths run the C++ module's code (docs/distributed.md).
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class CenterLoss(nn.Module):
         init_std: float = 1.0,
         update_in_forward: bool = True,
         process_group=None,
+        shard_centers: bool = False,
     ) -> None:
         super().__init__()
         check_common(num_classes, alpha, margin, update, init, init_std)
@@ -80,14 +90,28 @@ class CenterLoss(nn.Module):
         self.init_std = float(init_std)
         self.update_in_forward = bool(update_in_forward)
         self.process_group = process_group
+        self.shard_centers = bool(shard_centers)
+        rows = self.num_classes
+        if self.shard_centers:
+            if process_group is None or update == "gradient":
+                raise ValueError("CenterLoss: shard_centers needs a process_group and update "
+                                 f"'paper' or 'mean', got {process_group!r} and {update!r}")
+            k0, k1, world = shard_range(process_group, self.num_classes)
+            if self.num_classes < world:
+                raise ValueError("CenterLoss: shard_centers needs at least one class per rank, "
+                                 f"got num_classes={self.num_classes} for {world} ranks")
+            rows = k1 - k0
 
         # Large CPU tables get huge pages (advised before the initialisation faults the pages
         # in): the random center rows of each step then cost fewer TLB misses
         # (csrc/memory/huge_pages.h).
-        centers = torch.empty(self.num_classes, self.feature_dim)
+        centers = torch.empty(rows, self.feature_dim)
         _ops.advise_huge_pages(centers)
         if init == "normal":
             nn.init.normal_(centers, 0.0, self.init_std)
+        elif init == "xavier" and self.shard_centers:  # the whole table's bound (fans K and D)
+            bound = (6.0 / (self.num_classes + self.feature_dim)) ** 0.5
+            nn.init.uniform_(centers, -bound, bound)
         elif init == "xavier":
             nn.init.xavier_uniform_(centers)
         else:  # zeros, and first_sight's not-yet-seen classes
@@ -98,7 +122,9 @@ class CenterLoss(nn.Module):
             self.register_buffer("centers", centers)
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.int64))
         if init == "first_sight":
-            self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
+            self.register_buffer("seen", torch.zeros(rows, dtype=torch.bool))
+        if self.shard_centers:
+            self.register_buffer("shard", torch.tensor([k0, k1, self.num_classes, world]))
 
     # With a process group: whether this rank's state has been made the group's (at its first
     # step, and again after each load_state_dict). Without one: whether the first stepping
@@ -106,6 +132,7 @@ class CenterLoss(nn.Module):
     # older version still run.
     _state_shared = False
     _world_checked = False
+    shard_centers = False
 
     # The step options may be changed between steps (a schedule for alpha, say); a bad value is
     # refused when it is set, not in a later forward after first_sight has changed the state.
@@ -134,6 +161,10 @@ class CenterLoss(nn.Module):
                 "gradient from moved centers. Keep CenterLoss outside checkpointed regions: "
                 "checkpoint the network and call CenterLoss on its features."
             )
+        if self.shard_centers:
+            rows = exchange_center_rows(self, features, labels, stepping, first_sight)
+            own = torch.arange(features.shape[0], device=features.device)
+            return _ops.center_loss(features, own, rows, self.margin, self.reduction)
         # With a process group, gather first: a rank with bad input then raises in the loss
         # while the others raise on the same bad rows in the step; no rank waits forever.
         state_batch = (features, labels)
@@ -160,7 +191,7 @@ class CenterLoss(nn.Module):
         state = [b for _, b in sorted(self.named_buffers(recurse=False))]
         if isinstance(self.centers, nn.Parameter):
             state.append(self.centers)
-        batch = gather_batches(features, labels, self.process_group, state,
+        batch = gather_batches(features, labels, self.centers, self.process_group, state,
                                share_state=not self._state_shared)
         self._state_shared = True
         return batch
@@ -186,6 +217,10 @@ class CenterLoss(nn.Module):
             raise RuntimeError(
                 "CenterLoss.update_centers: update='gradient' centers are moved by the optimizer"
             )
+        if self.shard_centers:
+            before = int(self.skipped_updates)
+            exchange_center_rows(self, features, labels, True, False)
+            return int(self.skipped_updates) == before
         if self.process_group is not None:
             features, labels = self._gather(features, labels)
         return bool(self._apply_step(features, labels))
@@ -202,6 +237,8 @@ class CenterLoss(nn.Module):
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.shard_centers:
+            self._take_own_rows(state_dict, prefix)
         for name in ("centers", "seen"):
             key = prefix + name
             if key in state_dict and hasattr(self, name):
@@ -215,3 +252,22 @@ class CenterLoss(nn.Module):
                     )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._state_shared = False  # ranks may have loaded different states
+
+    def _take_own_rows(self, state_dict, prefix) -> None:
+        """A sharded module loads its own shard, or its rows of a whole table (an unsharded
+        module's state: how a table moves to another world size); another shard raises."""
+        mine = self.shard.tolist()
+        stored = state_dict.get(prefix + "shard")
+        if stored is None:  # a whole table: keep this rank's rows
+            for name in ("centers", "seen"):
+                key = prefix + name
+                if key in state_dict and state_dict[key].shape[:1] == (self.num_classes,):
+                    state_dict[key] = state_dict[key][mine[0]:mine[1]]
+            state_dict[prefix + "shard"] = self.shard.clone()
+        elif stored.tolist() != mine:
+            def describe(s):
+                return f"rows [{s[0]}, {s[1]}) of {s[2]} classes sharded over {s[3]} ranks"
+            raise RuntimeError(
+                f"CenterLoss: '{prefix}shard' holds {describe(stored.tolist())} but this module "
+                f"owns {describe(mine)}: load each rank's own shard, saved with the same number "
+                "of classes and ranks")

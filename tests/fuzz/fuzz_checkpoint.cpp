@@ -35,7 +35,7 @@ TrainState base_state() {
   config.arch = Arch::Small;
   config.classes = {0, 1, 2};
   config.feature_dim = 2;
-  config.image_size = 8;
+  config.image_height = config.image_width = 8;
   config.update = centerloss::UpdateRule::Gradient;  // a center optimizer too
   TrainState state = make_state(config);
   for (int step = 0; step < 2; ++step) {

@@ -25,15 +25,16 @@ def batches(rank, step):
     return x, y
 
 
-def worker(rank, init_file, out_dir, init):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    torch.manual_seed(0)
-    m = centerloss.CenterLoss(K, D, init=init, process_group="world")
-    for step in range(4):
-        x, y = batches(rank, step)
-        m(x.requires_grad_(True), y).backward()
+def same_bits(a, b):
+    """Bitwise equality that counts NaN == NaN (the NaN step's loss and gradient)."""
+    return torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+def refused_batches(m, rank):
+    """Feeds one rank's bad batch of each BAD_CASES case: every rank must raise, none may hang,
+    none may move. Returns the error messages."""
     errors = {}
-    for case in BAD_CASES:  # one rank's bad batch: every rank raises, none hangs, none moves
+    for case in BAD_CASES:
         x, y = batches(rank, 9)
         if case == "label out of range" and rank == 0:
             y[0] = K
@@ -53,18 +54,51 @@ def worker(rank, init_file, out_dir, init):
         assert all(torch.equal(before[k], after[k]) for k in before), case
     x, y = batches(rank, 4)  # the group still works after the refused calls
     m(x, y)
-    torch.save({"state": m.state_dict(), "errors": errors},
+    return errors
+
+
+def worker(rank, init_file, out_dir, init):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    torch.manual_seed(0)
+    m = centerloss.CenterLoss(K, D, init=init, process_group="world")
+    # The same steps on a table sharded across the ranks: bitwise the same results.
+    sharded = centerloss.CenterLoss(K, D, init=init, process_group="world", shard_centers=True)
+    same_as_sharded = []
+    for step in range(4):
+        x, y = batches(rank, step)
+        xm, xs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        lm, ls = m(xm, y), sharded(xs, y)
+        lm.backward()
+        ls.backward()
+        same_as_sharded.append(same_bits(lm, ls) and same_bits(xm.grad, xs.grad))
+    errors = refused_batches(m, rank)
+    sharded_errors = refused_batches(sharded, rank)
+    torch.save({"state": m.state_dict(), "errors": errors, "sharded": sharded.state_dict(),
+                "sharded_errors": sharded_errors, "same_as_sharded": same_as_sharded},
                os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()
+    # Another rank's shard is refused; a whole table's state gives each rank its rows.
+    other = torch.load(os.path.join(out_dir, f"rank{1 - rank}.pt"))["sharded"]
+    try:
+        sharded.load_state_dict(other)
+        foreign = ""
+    except RuntimeError as err:
+        foreign = str(err)
+    sharded.load_state_dict(m.state_dict())
+    torch.save({"foreign": foreign, "rows": sharded.centers.clone()},
+               os.path.join(out_dir, f"load{rank}.pt"))
     dist.destroy_process_group()
 
 
 BAD_CASES = {  # case: what the error says on the rank that had it, and on the other rank
     "label out of range": ("labels must be in [0, K)", "labels must be in [0, K)"),
-    "float labels": ("labels must be a 1-D integer tensor", "rank(s) [1] is invalid"),
-    "float64 features": ("rank 1: D = 3, torch.float64", "rank 1: D = 3, torch.float64"),
-    "labels of another length": ("labels have 4 entries but features have 5 rows",
+    "float labels": ("labels must have an integer dtype", "rank(s) [1] is invalid"),
+    "float64 features": ("rank 1: D = 3, float64", "rank 1: D = 3, float64"),
+    "labels of another length": ("features has N = 5 rows but labels has 4 entries",
                                  "rank(s) [0] is invalid"),
 }
+# A sharded table checks the labels before the rows move: the other rank learns of it then.
+SHARDED_OTHER = {"label out of range": "rank(s) [0] is invalid"}
 BAD_RANK = {"label out of range": 0, "float labels": 1, "float64 features": 1,
             "labels of another length": 0}
 
@@ -88,6 +122,17 @@ def test_ranks_match_one_process_on_the_union(tmp_path, init):
             assert case in r["errors"], (rank, case)
             assert (own if rank == BAD_RANK[case] else other) in r["errors"][case], (
                 rank, case, r["errors"][case])
+            sharded_other = SHARDED_OTHER.get(case, other)
+            assert (own if rank == BAD_RANK[case] else sharded_other) in r["sharded_errors"][case]
+        assert r["same_as_sharded"] == [True] * 4  # loss and gradient, bitwise, every step
+        assert int(r["sharded"]["skipped_updates"]) == 1
+    shards = [r["sharded"]["centers"] for r in results]  # rows [0, 3) and [3, 7)
+    assert [tuple(s.shape) for s in shards] == [(3, D), (4, D)]
+    assert torch.equal(torch.cat(shards), single.centers)
+    loads = [torch.load(tmp_path / f"load{r}.pt") for r in range(WORLD)]
+    assert all("holds rows [" in load["foreign"] for load in loads), loads[0]["foreign"]
+    final = results[0]["state"]["centers"]
+    assert torch.equal(torch.cat([load["rows"] for load in loads]), final)
 
 
 class Net(torch.nn.Module):

@@ -13,7 +13,7 @@ namespace centerloss::trainer {
 namespace {
 
 // On a resume, the run's stored config with the options this command line gave, which must
-// equal the stored ones except --epochs and --threads (see train/resume_config.h).
+// equal the stored ones except --epochs, --threads and --loader-threads (train/resume_config.h).
 TrainConfig resumed_config(const CLI::App& cmd, TrainCli cli, const TrainConfig& stored,
                            const std::string& dir) {
   std::vector<std::string> given;
@@ -28,8 +28,10 @@ TrainConfig resumed_config(const CLI::App& cmd, TrainCli cli, const TrainConfig&
   return resume_config(stored, resolve_train_config(cli), given, dir);
 }
 
-void run_train(const CLI::App& cmd, const TrainCli& cli) {
+void run_train(const CLI::App& cmd, const TrainCli& cli, int dist_timeout) {
   RunOptions run = run_options(cli);
+  run.data_parallel = DataParallel::from_env(std::chrono::seconds(dist_timeout));
+  const int world = run.data_parallel ? run.data_parallel->world() : 1;
   const std::string checkpoint = path_join(run.out_dir, kCheckpointFile);
   TrainConfig config;
   if (run.start == StartMode::Resume && !is_file(checkpoint)) {
@@ -38,10 +40,17 @@ void run_train(const CLI::App& cmd, const TrainCli& cli) {
   if (run.start == StartMode::Resume || (run.start == StartMode::ResumeAuto && is_file(checkpoint))) {
     run.checkpoint = std::make_shared<CheckpointFile>(checkpoint);
     config = resumed_config(cmd, cli, run.checkpoint->config(), run.out_dir);
+    if (config.world_size != world) {
+      throw CLI::ValidationError("--resume", fmt::format(
+          "the run in {} trained with {} process(es) and this is {}: resume it with the same "
+          "number (its --batch-size is per process)", run.out_dir, config.world_size, world));
+    }
   } else {
     config = resolve_train_config(cli);
+    config.world_size = world;
   }
   const TrainSummary summary = train(config, run);
+  if (run.data_parallel && !run.data_parallel->is_main()) return;  // rank 0 reports
   const std::string dir = absolute_path(run.out_dir);
   fmt::print("trained {} epochs: {}, {:.1f} ms/step\n", summary.epochs,
              std::isnan(summary.test_accuracy)
@@ -63,7 +72,12 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train softmax + lambda * center loss into a run folder");
   add_train_options(*cmd, *cli);
   cmd->add_option("--out", cli->run.out_dir, "run folder (checkpoint, metrics, figures, report)")->required();
-  cmd->callback([cmd, cli] { run_train(*cmd, *cli); });
+  auto dist_timeout = std::make_shared<int>(300);
+  cmd->add_option("--dist-timeout", *dist_timeout,
+                  "several processes (torchrun): seconds a rank waits for the others before it "
+                  "stops with an error")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->callback([cmd, cli, dist_timeout] { run_train(*cmd, *cli, *dist_timeout); });
 }
 
 }  // namespace centerloss::trainer

@@ -35,7 +35,7 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   cmd.add_option("--feature-dim", c.feature_dim, "feature dimension D (2 for pictures)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--epochs", c.epochs, "epochs in total")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd.add_option("--batch-size", c.batch_size, "samples per step")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--batch-size", c.batch_size, "samples per step (per process under torchrun)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--lr", c.lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd.add_option("--weight-decay", c.weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber)->capture_default_str();

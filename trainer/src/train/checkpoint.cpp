@@ -110,18 +110,19 @@ int64_t state_digest(TrainState& state, const at::Tensor& rng, const std::string
 
 }  // namespace
 
-TrainState make_state(const TrainConfig& config) {
+TrainState make_state(const TrainConfig& config,
+                      const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
   if (config.classes.empty()) throw std::invalid_argument("make_state: config.classes is empty");
   torch::manual_seed(config.seed);
   TrainState state;
   state.config = config;
   try {
     state.model = FeatureNet(net_config(config));
-    state.center_loss = CenterLoss(center_loss_options(config));
+    state.center_loss = CenterLoss(center_loss_options(config).process_group(group));
   } catch (const c10::Error& e) {  // a network too large for memory, say
     throw std::runtime_error(fmt::format(
         "cannot build the network of this config (D = {}, {} classes, {}x{} images): {}",
-        config.feature_dim, config.classes.size(), config.image_size, config.image_size,
+        config.feature_dim, config.classes.size(), config.image_height, config.image_width,
         e.what_without_backtrace()));
   }
   state.optimizer = std::make_unique<torch::optim::SGD>(

@@ -45,6 +45,8 @@ struct EpochProgress {
   int64_t window_correct = 0, window_count = 0, window_steps = 0;
 };
 
+class DataParallel;
+
 // What a checkpoint holds, live.
 struct TrainState {
   TrainConfig config;
@@ -54,11 +56,14 @@ struct TrainState {
   std::unique_ptr<torch::optim::SGD> center_optimizer;  // centers, update=gradient only
   int64_t epoch = 0;                                    // epochs completed
   EpochProgress progress;                               // of epoch + 1
+  std::shared_ptr<DataParallel> data_parallel;          // null: one process (not saved)
 };
 
 // Builds a fresh state from a config (seeds LibTorch's generator with config.seed first, so
-// the initial weights depend only on the seed). config.classes must not be empty.
-TrainState make_state(const TrainConfig& config);
+// the initial weights depend only on the seed). config.classes must not be empty. With a
+// process group the center loss steps with the union of the ranks' batches.
+TrainState make_state(const TrainConfig& config,
+                      const c10::intrusive_ptr<c10d::ProcessGroup>& group = {});
 
 // Writes `state` to `path` atomically (temp file, fsync, rename, fsync of the directory).
 void save_checkpoint(const std::string& path, TrainState& state);

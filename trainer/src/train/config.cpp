@@ -22,7 +22,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"update", update_name(c.update)}, {"margin", c.margin},
           {"init", init_name(c.init)},  {"init_std", c.init_std},
           {"center_lr", c.center_lr},   {"seed", c.seed},
-          {"threads", c.threads},       {"log_every", c.log_every}};
+          {"threads", c.threads},       {"log_every", c.log_every},
+          {"world_size", c.world_size}};
 }
 
 TrainConfig config_from_json(const nlohmann::json& j) {
@@ -60,6 +61,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   c.seed = j.at("seed").get<uint64_t>();
   c.threads = j.at("threads").get<int>();
   c.log_every = j.at("log_every").get<int64_t>();
+  c.world_size = j.value("world_size", 1);  // configs of one-process runs may lack it
   // A stored config (checkpoint, config.json) may have been edited: the CLI's ranges again.
   auto need = [](bool ok, const char* field, const auto& value) {
     if (!ok) throw std::invalid_argument(fmt::format("config: {} out of range: {}", field, value));
@@ -89,6 +91,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   need(c.center_lr > 0, "center_lr", c.center_lr);
   need(c.threads >= 1, "threads", c.threads);
   need(c.log_every >= 1, "log_every", c.log_every);
+  need(c.world_size >= 1, "world_size", c.world_size);
   return c;
 }
 

@@ -55,6 +55,7 @@ struct TrainConfig {
   int threads = 2;
   int loader_threads = 2;  // background threads preparing batches (results do not depend on it)
   int64_t log_every = 20;  // steps between "step" lines in metrics.jsonl
+  int world_size = 1;      // processes (train/data_parallel.h); batch_size is per process
 };
 
 // The largest image side a stored config may name: the networks' feature layer grows with its

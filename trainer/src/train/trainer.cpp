@@ -7,9 +7,10 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
-#include <limits>
 #include <csignal>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "data/batch_loader.h"
 #include "embed/embed.h"
@@ -33,6 +34,20 @@ void set_lr(torch::optim::SGD& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) {
     static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
   }
+}
+
+// What the optimizers move: with several processes their gradients are averaged.
+std::vector<torch::Tensor> trained_tensors(TrainState& state) {
+  std::vector<torch::Tensor> tensors = state.model->parameters();
+  for (const torch::Tensor& p : state.center_loss->parameters()) tensors.push_back(p);
+  return tensors;
+}
+
+// Every rank starts from rank 0's weights and centers, as DistributedDataParallel does: the
+// seed gives every rank the same ones, but no rank should rely on that.
+void start_data_parallel(TrainState& state) {
+  state.data_parallel->broadcast_state(*state.model);
+  state.data_parallel->broadcast_state(*state.center_loss);
 }
 
 // A class without training samples still gets an output and a center: usually a stray label
@@ -68,6 +83,12 @@ EmbedOptions embed_options(const TrainConfig& config, const RunOptions& options)
 }
 
 }  // namespace
+
+int64_t epoch_steps(int64_t samples, int64_t batch_size, int world) {
+  // DataParallel::shard_order drops a last global step of fewer rows than ranks.
+  const int64_t global = batch_size * world;
+  return samples / global + (samples % global >= world ? 1 : 0);
+}
 
 double learning_rate(const TrainConfig& config, int64_t epoch) {
   if (config.lr_step <= 0) return config.lr;
@@ -126,9 +147,10 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
     torch::Tensor center = state.center_loss->forward(out.features, y);  // moves paper/mean centers
     if (config.reduction == Reduction::None) center = center.mean();
     const torch::Tensor loss = softmax + config.lambda * center;
-    const double s = softmax.item<double>();
-    const double c = center.item<double>();
-    if (!std::isfinite(s) || !std::isfinite(c)) {
+    // A non-finite loss stops the run before its step is applied. With several processes the
+    // global batch's numbers decide, so that every rank stops at the same step.
+    auto check_finite = [&](double s, double c) {
+      if (std::isfinite(s) && std::isfinite(c)) return;
       const int64_t global_step = (epoch - 1) * steps + step + 1;
       const std::string where = fmt::format("epoch {}, step {} of {} (softmax {}, center {})",
                                             epoch, step + 1, steps, s, c);
@@ -145,11 +167,18 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
                    "(--on-nonfinite continue)\n", where);
         warned = true;
       }
-    }
+    };
+    StepNumbers numbers{softmax.item<double>(), center.item<double>(),
+                        out.logits.argmax(1).eq(y).sum().item<int64_t>(), y.size(0)};
+    if (!state.data_parallel) check_finite(numbers.softmax, numbers.center);
 
     state.optimizer->zero_grad();
     if (state.center_optimizer) state.center_optimizer->zero_grad();
     loss.backward();
+    if (state.data_parallel) {
+      state.data_parallel->average_gradients(trained_tensors(state), step, numbers);
+      check_finite(numbers.softmax, numbers.center);
+    }
     state.optimizer->step();
     if (state.center_optimizer) {
       if (config.lambda > 0) {
@@ -161,15 +190,16 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
       state.center_optimizer->step();
     }
 
-    const int64_t hits = out.logits.argmax(1).eq(y).sum().item<int64_t>();
+    const double s = numbers.softmax, c = numbers.center;
+    const int64_t hits = numbers.hits;
     p.softmax += s;
     p.center += c;
     p.correct += hits;
-    p.seen += y.size(0);
+    p.seen += numbers.rows;
     p.window_softmax += s;
     p.window_center += c;
     p.window_correct += hits;
-    p.window_count += y.size(0);
+    p.window_count += numbers.rows;
     ++p.window_steps;
     p.step = step + 1;
     p.seconds = seconds_before + seconds_since(start);
@@ -202,10 +232,24 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   // Signals first: a Ctrl-C while the data loads stops the run at its first step boundary.
   StopSignals signals;
   torch::set_num_threads(config.threads);
+  const auto& dp = options.data_parallel;
+  const bool main = !dp || dp->is_main();  // the one process that evaluates and writes
   const std::string& dir = options.out_dir;
-  FolderLock lock(dir);  // before anything is read from or written to the folder
-  const bool resume = prepare_run_folder(dir, options.start);
   const std::string checkpoint = path_join(dir, kCheckpointFile);
+  std::optional<FolderLock> lock;
+  bool resume = false;
+  if (main) {
+    lock.emplace(dir);  // before anything is read from or written to the folder
+    resume = prepare_run_folder(dir, options.start);
+  } else {  // rank 0 prepares the folder; the others read what it had when they started
+    resume = options.start == StartMode::Resume ||
+             (options.start == StartMode::ResumeAuto && is_file(checkpoint));
+  }
+  if (dp && options.skip_bad_images) {
+    // A rank whose batch lost every image would leave the others waiting in a collective.
+    throw std::invalid_argument("--skip-bad-images is not supported with several processes: "
+                                "remove the bad files (a one-process run lists them)");
+  }
 
   const RunData data = load_run_data(config, options.skip_bad_images, options.progress);
   const Dataset& train_data = data.train;
@@ -216,17 +260,20 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                                          kMaxImageSize, config.image_height, config.image_width));
   }
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
-  warn_about_empty_classes(train_targets, config.classes);
-  const int64_t steps_per_epoch = (train_data.size() + config.batch_size - 1) / config.batch_size;
+  if (main) warn_about_empty_classes(train_targets, config.classes);
+  const int64_t steps_per_epoch = epoch_steps(train_data.size(), config.batch_size, dp ? dp->world() : 1);
 
-  TrainState state = make_state(config);
+  TrainState state = make_state(config, dp ? dp->group() : nullptr);
+  state.data_parallel = dp;
   if (resume) {
     const auto file = options.checkpoint ? options.checkpoint
                                          : std::make_shared<CheckpointFile>(checkpoint);
     file->restore(state);
-    fmt::print(stderr, "resuming {} after epoch {}{}\n", checkpoint, state.epoch,
-               state.progress.step > 0 ? fmt::format(", step {} of {}", state.progress.step, steps_per_epoch)
-                                       : std::string());
+    if (main) {
+      fmt::print(stderr, "resuming {} after epoch {}{}\n", checkpoint, state.epoch,
+                 state.progress.step > 0 ? fmt::format(", step {} of {}", state.progress.step, steps_per_epoch)
+                                         : std::string());
+    }
     if (const int before = file->config().threads; before != config.threads) {
       fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
                  "bitwise the same as an uninterrupted one\n", config.threads, before);
@@ -242,23 +289,28 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     }
     remove_files(dir, {"diverged.json"});  // this run goes on; a new divergence writes it again
   }
-  write_file_atomic(path_join(dir, "config.json"),
-                    [&](std::ostream& out) { out << to_json(config).dump(2) << '\n'; });
+  if (dp) start_data_parallel(state);
   // On a resume, keep the lines the checkpoint has seen: the epochs it completed and the step
-  // lines of the epoch in progress up to its position.
-  const int64_t done_epochs = state.epoch, done_steps = state.epoch * steps_per_epoch + state.progress.step;
-  MetricsWriter metrics(path_join(dir, "metrics.jsonl"),
-                        resume ? std::function<bool(const nlohmann::json&)>(
-                                     [done_epochs, done_steps](const nlohmann::json& r) {
-                                       return metrics_line_kept(r, done_epochs, done_steps);
-                                     })
-                               : std::function<bool(const nlohmann::json&)>());
+  // lines of the epoch in progress up to its position. Rank 0 alone writes.
+  std::optional<MetricsWriter> metrics;
+  if (main) {
+    write_file_atomic(path_join(dir, "config.json"),
+                      [&](std::ostream& out) { out << to_json(config).dump(2) << '\n'; });
+    const int64_t done_epochs = state.epoch, done_steps = state.epoch * steps_per_epoch + state.progress.step;
+    metrics.emplace(path_join(dir, "metrics.jsonl"),
+                    resume ? std::function<bool(const nlohmann::json&)>(
+                                 [done_epochs, done_steps](const nlohmann::json& r) {
+                                   return metrics_line_kept(r, done_epochs, done_steps);
+                                 })
+                           : std::function<bool(const nlohmann::json&)>());
+  }
 
   // Where the last checkpoint on disk stands, for the messages of a stop.
   std::string saved = resume ? fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch,
                                            state.progress.step)
                              : std::string();
   auto save = [&] {
+    if (!main) return;
     save_checkpoint(checkpoint, state);
     saved = fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch, state.progress.step);
   };
@@ -294,31 +346,36 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     const std::string label = fmt::format("epoch {}/{}", epoch, config.epochs);
     const int64_t first_step = state.progress.step;
     const double first_seconds = state.progress.seconds;
+    torch::Tensor order = epoch_order(config.seed, epoch, train_data.size());
+    if (dp) order = dp->shard_order(order, config.batch_size);
     EpochStats stats;
     try {
-      stats = train_epoch(state, train_data, train_targets,
-                          epoch_order(config.seed, epoch, train_data.size()), lr, label,
-                          options.progress, &metrics, epoch, after_step, options.on_nonfinite);
+      stats = train_epoch(state, train_data, train_targets, order, lr, label,
+                          options.progress && main, main ? &*metrics : nullptr, epoch, after_step,
+                          options.on_nonfinite);
     } catch (const TrainingDiverged& e) {
       const std::string kept = saved.empty() ? "No checkpoint had been written yet"
                                              : "The last good checkpoint, " + saved + ", is kept";
       const std::string message = fmt::format(
           "{}: training stopped. {}. Lower --lr (or check the data) and start again with "
           "--overwrite; --on-nonfinite continue trains on regardless", e.what(), kept);
-      write_file_atomic(path_join(dir, "diverged.json"), [&](std::ostream& out) {
-        out << nlohmann::json{{"message", message}, {"checkpoint", saved.empty() ? nlohmann::json() : nlohmann::json(saved)}}.dump(2) << '\n';
-      });
+      if (main) {
+        write_file_atomic(path_join(dir, "diverged.json"), [&](std::ostream& out) {
+          out << nlohmann::json{{"message", message}, {"checkpoint", saved.empty() ? nlohmann::json() : nlohmann::json(saved)}}.dump(2) << '\n';
+        });
+      }
       throw TrainingDiverged(message);
     }
     step_seconds += stats.seconds - first_seconds;  // this process's steps only
     steps_run += stats.steps - first_step;
+    state.epoch = epoch;  // (train_epoch has reset state.progress)
+    if (!main) continue;
     test_embedding = embed(state.model, test_data, embed_options(config, options));
     test = closed_set_accuracy(test_embedding, config.classes);
-    state.epoch = epoch;  // (train_epoch has reset state.progress)
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
     // checkpoint, which drops this line again (records of later epochs are not kept), so the
     // file never lacks the line of an epoch the checkpoint has.
-    metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
+    metrics->write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
                    {"train_softmax", stats.softmax}, {"train_center", stats.center},
                    {"train_accuracy", stats.accuracy}, {"test_accuracy", or_null(test.accuracy, test.count)},
                    {"test_softmax", or_null(test.softmax_loss, test.count)}, {"seconds", stats.seconds},
@@ -342,6 +399,10 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   }
   stop_if_signalled(false);  // the last epoch's checkpoint is on disk
   summary.epochs = state.epoch;
+  if (!main) {
+    dp->barrier();  // rank 0's outputs are done: the group may go
+    return summary;
+  }
   summary.ms_per_step = steps_run > 0 ? 1000.0 * step_seconds / static_cast<double>(steps_run) : 0.0;
   if (!test_embedding.features.defined()) {  // no epoch ran here (a finished run resumed)
     test_embedding = embed(state.model, test_data, embed_options(config, options));
@@ -355,6 +416,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     }
     write_run_outputs(options.out_dir, options.python);
   }
+  if (dp) dp->barrier();
   return summary;
 }
 

@@ -28,6 +28,7 @@
 #include "data/dataset.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_schedule.h"
+#include "train/data_parallel.h"
 #include "train/config.h"
 #include "train/run_folder.h"
 #include "util/metrics.h"
@@ -52,6 +53,8 @@ struct RunOptions {
   bool skip_bad_images = false;  // image folders: leave bad files out (and say which) instead of stopping
   bool outputs = true;           // test features, figures and report.md at the end
   std::string python = default_python();
+  // Several processes (train/data_parallel.h): rank 0 evaluates and writes; null: one process.
+  std::shared_ptr<DataParallel> data_parallel;
 };
 
 // Training stopped before its last epoch; exit_code is what the command line returns.
@@ -103,12 +106,16 @@ using AfterStep = std::function<void(TrainState&)>;
 // state.progress.step on (0 for a fresh epoch; a resumed one continues where its checkpoint
 // stopped). Updates `state` in place (state.progress after each step; reset when the epoch is
 // done). A non-finite loss throws TrainingDiverged before the optimizer applies that step,
-// unless on_nonfinite is Continue.
+// unless on_nonfinite is Continue. With state.data_parallel, `order` is this rank's shard and
+// the stats are the global batches'.
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
                        const torch::Tensor& order, double lr, const std::string& label,
                        bool progress, MetricsWriter* metrics, int64_t epoch,
                        const AfterStep& after_step = {},
                        OnNonfinite on_nonfinite = OnNonfinite::Stop);
+
+// Steps of an epoch of `samples` in batches of `batch_size` per process over `world` processes.
+int64_t epoch_steps(int64_t samples, int64_t batch_size, int world);
 
 // The learning rate of 1-based `epoch` under the step schedule.
 double learning_rate(const TrainConfig& config, int64_t epoch);
