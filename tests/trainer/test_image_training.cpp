@@ -10,10 +10,11 @@
 #include "train/run.h"
 #include "train/run_data.h"
 #include "train/trainer.h"
-#include "run_helpers.h"
 #include "test_util.h"
+#include "tiny_run.h"
 
 using namespace centerloss::trainer;
+using namespace centerloss::trainer::tiny;
 
 namespace {
 
@@ -82,8 +83,7 @@ TEST(ImageTraining, ResumedRunWithFlipsEqualsUninterruptedRunBitwise) {
   first.epochs = 1;
   first.loader_threads = 0;  // the batches do not depend on the loader's threads
   train(first, quiet(dir / "resumed"));
-  RunOptions resume = quiet(dir / "resumed");
-  resume.resume = true;
+  const RunOptions resume = quiet(dir / "resumed", StartMode::Resume);
   train(config, resume);
   TrainState a = load_run(dir / "straight"), b = load_run(dir / "resumed");
   expect_same_state(a, b);

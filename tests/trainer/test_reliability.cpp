@@ -48,7 +48,9 @@ TEST_P(MidEpochResume, EqualsAnUninterruptedRunBitwise) {
     FolderLock lock(cut);
     TrainState state = make_state(config);
     const Dataset data = load_split(kDefaultDataDir, Split::Train, config.classes);
-    const Dataset first{data.images.slice(0, 0, 256), data.labels.slice(0, 0, 256)};
+    Dataset first;
+  first.images = data.images.slice(0, 0, 256);
+  first.labels = data.labels.slice(0, 0, 256);
     const torch::Tensor targets = remap_labels(first.labels, config.classes);
     MetricsWriter metrics(path_join(cut, "metrics.jsonl"), -1);
     const int stop = GetParam();
@@ -93,7 +95,9 @@ TEST(Divergence, ANonFiniteLossStopsBeforeTheStepIsApplied) {
     return copies;
   }();
   const Dataset data = load_split(kDefaultDataDir, Split::Train, config.classes);
-  const Dataset first{data.images.slice(0, 0, 64), data.labels.slice(0, 0, 64)};
+  Dataset first;
+  first.images = data.images.slice(0, 0, 64);
+  first.labels = data.labels.slice(0, 0, 64);
   expect_error<TrainingDiverged>(
       [&] {
         train_epoch(state, first, remap_labels(first.labels, config.classes), epoch_order(1, 1, 64),

@@ -10,7 +10,6 @@
 #include "embed/embed.h"
 #include "train/run.h"
 #include "train/trainer.h"
-#include "run_helpers.h"
 #include "test_util.h"
 #include "tiny_run.h"
 

@@ -40,6 +40,7 @@ bool is_dir(const std::string& path) {
 
 std::vector<std::string> list_dir(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr && errno == ENOENT) return {};
   if (dir == nullptr) {
     throw std::runtime_error("cannot list directory '" + path + "': " + std::strerror(errno));
   }
@@ -90,19 +91,6 @@ void rename_path(const std::string& from, const std::string& to) {
   if (std::rename(from.c_str(), to.c_str()) != 0) {
     throw std::runtime_error("cannot rename '" + from + "' to '" + to + "': " + std::strerror(errno));
   }
-}
-
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* entry = ::readdir(dir)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 void remove_tree(const std::string& path) {

@@ -16,7 +16,8 @@ bool is_file(const std::string& path);       // a regular file (following links)
 bool path_exists(const std::string& path);
 bool is_dir(const std::string& path);        // a directory (following links)
 // The names in a directory (not "." or ".."), sorted bytewise so that every machine lists them
-// in one order; throws std::runtime_error naming the path if it cannot be read.
+// in one order; empty if it does not exist; throws std::runtime_error naming the path if it
+// cannot be read.
 std::vector<std::string> list_dir(const std::string& path);
 std::string absolute_path(const std::string& path);  // relative paths are joined to the cwd
 std::string parent_dir(const std::string& path);     // "a/b/c" -> "a/b"; "c" -> "."
@@ -29,8 +30,6 @@ void rename_path(const std::string& from, const std::string& to);
 // returns: `write` fills `path`.tmp, which is flushed to disk (fsync) and renamed over `path`,
 // then the directory is flushed. Throws std::runtime_error naming the file on failure.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
-// The names in a directory (no "." or ".."), sorted; empty if it does not exist.
-std::vector<std::string> list_dir(const std::string& path);
 // rm -rf (no error if missing); throws std::runtime_error if something cannot be removed.
 void remove_tree(const std::string& path);
 
