@@ -35,10 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def time_alternating_us(fns: dict, make_input, iters: int, warmup: int = 10) -> dict:
     """Medians of each fn(make_input()), the fns called in turn: they see the same machine state
-    (on a shared VM separate loops differ by 10-20% from one minute to the next). Each call
-    takes the next label batch, as training does: when the fns shared one batch per round, the
-    first paid the cache misses on its center rows and the others found them cached, which made
-    the first up to 2x slower at K = 10^6."""
+    (on a shared VM separate loops drift from one minute to the next). Each call takes the next
+    label batch, as training does: with one batch per round the first fn would pay the cache
+    misses on its center rows and the others would find them cached."""
     for _ in range(warmup):
         for fn in fns.values():
             fn(make_input())

@@ -34,9 +34,9 @@ def time_steps(fn, device, target_s, min_iters, max_iters, warmup):
 def time_interleaved(fns, target_s, rounds, min_iters, max_iters, warmup):
     """CPU: median seconds per call of each fn, the recipes taking turns in `rounds` blocks.
 
-    This 2-vCPU VM has bursts of outside load lasting 0.1-1 s that stall a 2-thread step by up
-    to 3x; timing each recipe in its own 50 ms window let a burst land on one recipe only and
-    skew its ratio to the others by up to 2x. Taking turns spreads every burst over all of them;
+    A shared VM has short bursts of outside load that stall a step; timing each recipe in its
+    own window lets a burst land on one recipe only and skew its ratio to the others. Taking
+    turns spreads every burst over all of them;
     the order of the turns is shuffled each round, so that no recipe always runs after the copy
     (which flushes the L2 cache) or after the same other recipe.
     Returns {name: (median seconds, iterations)}.

@@ -27,11 +27,9 @@ TOTAL_S=${TOTAL_S:-540}  # the whole run, summary included, inside the device's 
 mkdir -p "$RESULTS" "$BUILD"
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$PATH:/usr/local/cuda/bin"
-# Build with the system g++ (the toolchain of the system libstdc++ that torch's Python module
-# loads); on the H200 host a g++ under /opt/gcc comes first on PATH. The run of 2026-11-28 passed
-# every test with /usr/bin/g++ and the shared CUDA runtime (see CMakeLists.txt).
-# The host may preset CXX to that g++: the run of 2026-11-28 21:30 built with it (CXX was set)
-# and the first C++ exception that reached Python crashed it. So /usr/bin/g++ wins unless
+# Build with the system g++, the toolchain of the system libstdc++ that torch's Python module
+# loads. A GPU host may put another g++ first on PATH or preset CXX to it; built with that one,
+# the first C++ exception that reaches Python crashes the process. So /usr/bin/g++ wins unless
 # GPU_CHECK_CXX names a compiler.
 if [ -n "${GPU_CHECK_CXX:-}" ]; then
   export CXX=$GPU_CHECK_CXX CUDAHOSTCXX=$GPU_CHECK_CXX

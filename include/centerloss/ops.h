@@ -79,7 +79,7 @@ namespace detail {
 // that a non-finite batch (no center changes) adds 1 to `skipped` ([] or [1] int64, on the
 // centers' device) instead of being returned, so the step never syncs on CUDA. Labels are
 // checked first: a bad label raises and changes nothing. centers must not require grad. On the
-// CPU one pass over the batch where that is faster (see csrc/cpu/center_loss_cpu.cpp), with the
+// CPU one pass over the batch where that is faster (see csrc/cpu/center_step_cpu.cpp), with the
 // same bits as the two ops; on CUDA the forward kernel, then the step kernels. Deterministic.
 at::Tensor center_loss_step_(const at::Tensor& features, const at::Tensor& labels,
                              at::Tensor& centers, at::Tensor& skipped, double margin,
