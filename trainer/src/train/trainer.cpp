@@ -232,6 +232,15 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   // Signals first: a Ctrl-C while the data loads stops the run at its first step boundary.
   StopSignals signals;
   torch::set_num_threads(config.threads);
+  // The data first: a run refused for its data changes nothing in its folder.
+  const RunData data = load_run_data(config, options.skip_bad_images, options.progress);
+  const Dataset& train_data = data.train;
+  const Dataset& test_data = data.test;
+  if (config.image_height > kMaxImageSize || config.image_width > kMaxImageSize) {
+    throw std::runtime_error(fmt::format("{}: the trainer takes images of at most {} pixels a side, "
+                                         "got {}x{} (--image-size sets the size)", config.data_dir,
+                                         kMaxImageSize, config.image_height, config.image_width));
+  }
   const auto& dp = options.data_parallel;
   const bool main = !dp || dp->is_main();  // the one process that evaluates and writes
   const std::string& dir = options.out_dir;
@@ -251,14 +260,6 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                                 "remove the bad files (a one-process run lists them)");
   }
 
-  const RunData data = load_run_data(config, options.skip_bad_images, options.progress);
-  const Dataset& train_data = data.train;
-  const Dataset& test_data = data.test;
-  if (config.image_height > kMaxImageSize || config.image_width > kMaxImageSize) {
-    throw std::runtime_error(fmt::format("{}: the trainer takes images of at most {} pixels a side, "
-                                         "got {}x{} (--image-size sets the size)", config.data_dir,
-                                         kMaxImageSize, config.image_height, config.image_width));
-  }
   const torch::Tensor train_targets = remap_labels(train_data.labels, config.classes);
   if (main) warn_about_empty_classes(train_targets, config.classes);
   const int64_t steps_per_epoch = epoch_steps(train_data.size(), config.batch_size, dp ? dp->world() : 1);
