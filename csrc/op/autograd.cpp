@@ -23,8 +23,9 @@ namespace {
 
 using at::Tensor;
 
-// The one switch for handing autograd the saved basis instead of a new tensor (below):
-// CENTERLOSS_REUSE_SAVED_BASIS=0 turns it off, for measuring what it saves.
+// The one switch for handing autograd the saved basis instead of a new tensor (below). It pays:
+// a step 1.02-1.09x faster at N = 512, 1.11-1.43x at N = 4096, D >= 128 (docs/benchmarks.md,
+// "The backward without a new tensor"); CENTERLOSS_REUSE_SAVED_BASIS=0 turns it off.
 bool reuse_saved_basis() {
   static const bool on = [] {
     const char* value = std::getenv("CENTERLOSS_REUSE_SAVED_BASIS");
