@@ -13,7 +13,8 @@ TINY = ["--arch", "small", "--train-limit", "300", "--test-limit", "100", "--bat
         "--threads", "2", "--no-progress", "--no-outputs", "--log-every", "3"]
 
 # Fields of metrics.jsonl that measure time, not results.
-TIME_FIELDS = {"seconds", "ms_per_step"}
+# Timings and rates, which no two runs share.
+TIME_FIELDS = {"seconds", "ms_per_step", "images_per_s", "decode_images_per_s", "data_wait_s"}
 
 
 def metrics(run_dir):
