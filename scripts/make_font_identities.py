@@ -184,6 +184,7 @@ def write_identity(job):
     """job = (folder, name, font file, count, first, size, seed text, ext): writes the files."""
     folder, name, path, count, first, size, seed, ext = job
     rng = random.Random(seed)  # a string seed: the same stream on every run and platform
+    _fonts.clear()  # one identity's sizes at a time: every font at every size is gigabytes
     os.makedirs(os.path.join(folder, name), exist_ok=True)
     for n in range(first, first + count):
         draw_sample(path, size, rng).save(os.path.join(folder, name, f"{name}_{n:04d}.{ext}"), quality=92)
