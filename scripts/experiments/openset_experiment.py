@@ -10,6 +10,10 @@ experiment continues where it stopped.
     python scripts/experiments/openset_experiment.py --cli build/trainer/centerloss \
         --out runs/openset --dims 2,64 --lambdas 0,0.001,0.01,0.1 --seeds 1,2,3 --epochs 6
 
+With --pairs the data are image folders (scripts/make_font_identities.py writes them): the runs
+train on every class of --data, report closed-set accuracy on --test-data, and are evaluated on
+the LFW pairs file over --openset-data (identities no run saw; identities_experiment.py).
+
 Each run uses --threads (default 2) LibTorch threads: on a 2-core machine run one at a time.
 """
 import argparse
@@ -53,7 +57,10 @@ def main():
     p.add_argument("--cli", default="build/trainer/centerloss", help="the centerloss executable")
     p.add_argument("--out", default="runs/openset", help="folder of the runs, table and figures")
     p.add_argument("--data", default="", help="data directory (default: the CLI's, Fashion-MNIST)")
-    p.add_argument("--holdout", default="7,8,9", help="classes held out of training")
+    p.add_argument("--holdout", default="7,8,9", help="classes held out of training (IDX data)")
+    p.add_argument("--test-data", default="", help="image folders: the closed-set test split")
+    p.add_argument("--openset-data", default="", help="image folders: the held-out identities")
+    p.add_argument("--pairs", default="", help="LFW pairs file over --openset-data (image folders)")
     p.add_argument("--dims", default="2,64", help="feature dimensions")
     p.add_argument("--lambdas", default="0,0.001,0.01,0.1", help="center loss weights (0: softmax)")
     p.add_argument("--seeds", default="1,2,3")
@@ -69,6 +76,8 @@ def main():
                    "e.g. docs/figures/openset_")
     a = p.parse_args()
 
+    if bool(a.pairs) != bool(a.openset_data):
+        p.error("--pairs and --openset-data go together (image folders)")
     if not os.access(a.cli, os.X_OK):
         sys.exit("no executable %s: build first (make build)" % a.cli)
     os.makedirs(a.out, exist_ok=True)
@@ -89,6 +98,7 @@ def main():
         rdir = os.path.join(a.out, name)
         os.makedirs(rdir, exist_ok=True)
         log = os.path.join(rdir, "log.txt")
+        run_start = time.time()
         data = ["--data", a.data] if a.data else []
         if os.path.exists(os.path.join(rdir, "checkpoint.pt")):
             # An interrupted run continues from its last epoch; its checkpoint holds the rest
@@ -96,14 +106,18 @@ def main():
             train = [a.cli, "train", "--out", rdir, "--resume", "--epochs", str(a.epochs),
                      "--threads", str(a.threads), "--no-progress"]
         else:
-            train = [a.cli, "train", "--out", rdir, "--holdout", a.holdout, "--arch", a.arch,
+            split = (["--test-data", a.test_data] if a.test_data else []) if a.pairs else \
+                ["--holdout", a.holdout, "--train-limit", str(a.train_limit)]
+            train = [a.cli, "train", "--out", rdir] + split + ["--arch", a.arch,
                      "--feature-dim", str(dim), "--lambda", repr(lam), "--alpha", repr(a.alpha),
                      "--seed", str(seed), "--epochs", str(a.epochs), "--threads", str(a.threads),
-                     "--lr-step", str(a.lr_step), "--train-limit", str(a.train_limit),
-                     "--no-progress"] + data + a.train_args.split()
+                     "--lr-step", str(a.lr_step), "--no-progress"] + data + a.train_args.split()
         run(train, log)
-        run([a.cli, "openset", "--run", rdir, "--holdout", a.holdout, "--threads", str(a.threads),
-             "--no-plot"] + data + a.openset_args.split(), log)
+        heldout = ["--data", a.openset_data, "--pairs", a.pairs] if a.pairs else ["--holdout", a.holdout] + data
+        run([a.cli, "openset", "--run", rdir, "--threads", str(a.threads), "--no-plot"] + heldout
+            + a.openset_args.split(), log)
+        with open(os.path.join(rdir, "seconds.txt"), "w") as f:  # the table's time column
+            f.write("%.1f\n" % (time.time() - run_start))
     bar.close()
     print("training and evaluation took %.0f s" % (time.time() - start), file=sys.stderr)
     table = [sys.executable, os.path.join(HERE, "make_table.py"), a.out]

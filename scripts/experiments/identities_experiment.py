@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Many identities, unseen at training time: softmax alone against softmax + center loss,
+verified on font identities that no run trained on (`make identities`; docs/identities.md).
+
+1. Writes the data set once (scripts/make_font_identities.py: one identity = one installed font;
+   OUT/data/{train,test,heldout}/<font>/ and OUT/data/pairs.txt over the held-out fonts).
+2. Trains every (feature dimension, lambda, seed) of the grid on the training fonts and
+   evaluates it with `centerloss openset --pairs` on the held-out fonts (openset_experiment.py:
+   finished runs are skipped, interrupted ones resume from their checkpoint).
+3. Writes OUT/table.md (mean +- std over seeds), roc.png, lambda.png and curves.png.
+
+    python scripts/experiments/identities_experiment.py --quick     # minutes
+    python scripts/experiments/identities_experiment.py             # the default grid
+
+--quick is its own, smaller grid (one seed, fewer epochs) in OUT-quick by default, so that it
+never mixes with the default grid's runs.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# (dims, lambdas, seeds, epochs, lr step)
+GRIDS = {
+    "default": ("2,128", "0,0.003,0.01,0.03", "1,2,3", 16, 12),
+    "quick": ("2,128", "0,0.01", "1", 6, 5),
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--cli", default=os.path.join(ROOT, "build", "trainer", "centerloss"))
+    p.add_argument("--out", default="", help="experiment folder (default runs/identities, "
+                   "runs/identities-quick with --quick)")
+    p.add_argument("--data", default="", help="the data set's folder (default OUT/data; written "
+                   "when it does not exist)")
+    p.add_argument("--quick", action="store_true", help="the small grid: %s" % (GRIDS["quick"],))
+    p.add_argument("--dims", help="feature dimensions (default: the grid's)")
+    p.add_argument("--lambdas", help="center loss weights, 0 = softmax alone (default: the grid's)")
+    p.add_argument("--seeds", help="(default: the grid's)")
+    p.add_argument("--epochs", type=int, help="(default: the grid's)")
+    p.add_argument("--lr-step", type=int, help="lr x0.1 every N epochs (default: the grid's)")
+    p.add_argument("--arch", default="small")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train-args", default="--lr 0.05 --batch-size 64 --no-flip --image-size 32x32",
+                   help="extra `centerloss train` options (fonts: no mirror images; 32x32 for time)")
+    p.add_argument("--generator-args", default="", help="extra make_font_identities.py options, "
+                   "e.g. '--size 100x100' (used only when the data set is written)")
+    p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
+                   "e.g. docs/figures/identities_")
+    a = p.parse_args()
+    dims, lambdas, seeds, epochs, lr_step = GRIDS["quick" if a.quick else "default"]
+    out = a.out or os.path.join("runs", "identities-quick" if a.quick else "identities")
+    data = a.data or os.path.join(out, "data")
+
+    if not os.path.exists(os.path.join(data, "pairs.txt")):
+        subprocess.check_call([sys.executable, os.path.join(ROOT, "scripts", "make_font_identities.py"),
+                               data] + a.generator_args.split())
+    cmd = [sys.executable, os.path.join(HERE, "openset_experiment.py"), "--cli", a.cli, "--out", out,
+           "--data", os.path.join(data, "train"), "--test-data", os.path.join(data, "test"),
+           "--openset-data", os.path.join(data, "heldout"), "--pairs", os.path.join(data, "pairs.txt"),
+           "--dims", a.dims or dims, "--lambdas", a.lambdas or lambdas, "--seeds", a.seeds or seeds,
+           "--epochs", str(a.epochs or epochs), "--lr-step", str(a.lr_step if a.lr_step is not None else lr_step),
+           "--arch", a.arch, "--threads", str(a.threads), "--train-args", a.train_args]
+    if a.figures:  # the quick grid's figures never replace the default grid's
+        cmd += ["--figures", a.figures + ("quick_" if a.quick else "")]
+    sys.exit(subprocess.call(cmd))
+
+
+if __name__ == "__main__":
+    main()
