@@ -7,7 +7,9 @@ verified on font identities that no run trained on (`make identities`; docs/iden
 2. Trains every (feature dimension, lambda, seed) of the grid on the training fonts and
    evaluates it with `centerloss openset --pairs` on the held-out fonts (openset_experiment.py:
    finished runs are skipped, interrupted ones resume from their checkpoint).
-3. Writes OUT/table.md (mean +- std over seeds), roc.png, lambda.png and curves.png.
+3. Writes OUT/table.md (mean +- std over seeds), roc.png, lambda.png, curves.png and
+   scatter.png (D = 2, first seed: test features of --scatter-identities training fonts and
+   their centers, one panel per lambda).
 
     python scripts/experiments/identities_experiment.py --quick     # minutes
     python scripts/experiments/identities_experiment.py             # the default grid
@@ -16,12 +18,19 @@ verified on font identities that no run trained on (`make identities`; docs/iden
 never mixes with the default grid's runs.
 """
 import argparse
+import glob
+import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "plots"))
+from common import draw_scatter, load_features, plt  # noqa: E402  (the trainer's scatter look)
 
 # (dims, lambdas, seeds, epochs, lr step)
 GRIDS = {
@@ -49,6 +58,7 @@ def main():
                    help="extra `centerloss train` options (fonts: no mirror images; 32x32 for time)")
     p.add_argument("--generator-args", default="", help="extra make_font_identities.py options, "
                    "e.g. '--size 100x100' (used only when the data set is written)")
+    p.add_argument("--scatter-identities", type=int, default=30, help="fonts in scatter.png")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/identities_")
     a = p.parse_args()
@@ -65,9 +75,44 @@ def main():
            "--dims", a.dims or dims, "--lambdas", a.lambdas or lambdas, "--seeds", a.seeds or seeds,
            "--epochs", str(a.epochs or epochs), "--lr-step", str(a.lr_step if a.lr_step is not None else lr_step),
            "--arch", a.arch, "--threads", str(a.threads), "--train-args", a.train_args]
-    if a.figures:  # the quick grid's figures never replace the default grid's
-        cmd += ["--figures", a.figures + ("quick_" if a.quick else "")]
-    sys.exit(subprocess.call(cmd))
+    prefix = a.figures + ("quick_" if a.quick else "") if a.figures else ""
+    if prefix:  # the quick grid's figures never replace the default grid's
+        cmd += ["--figures", prefix]
+    rc = subprocess.call(cmd)
+    if rc == 0 and plot_scatter(out, a.scatter_identities, os.path.join(out, "scatter.png")) and prefix:
+        shutil.copyfile(os.path.join(out, "scatter.png"), prefix + "scatter.png")
+    sys.exit(rc)
+
+
+def plot_scatter(out, identities, path):
+    """D = 2 runs of the first seed, one panel per lambda: the test features of the first
+    `identities` training fonts with their centers. False when there is no such run."""
+    runs = []
+    for config_path in glob.glob(os.path.join(out, "*", "config.json")):
+        with open(config_path) as f:
+            c = json.load(f)
+        features = os.path.join(os.path.dirname(config_path), "test_features.pt")
+        if c["feature_dim"] == 2 and os.path.exists(features):
+            runs.append((c["seed"], c["lambda"], features))
+    if not runs:
+        return False
+    first = min(seed for seed, _, _ in runs)
+    runs = sorted((lam, f) for seed, lam, f in runs if seed == first)
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.2), dpi=120, squeeze=False)
+    for ax, (lam, features) in zip(axes[0], runs):
+        data = load_features(features)
+        keep = np.isin(data["labels"], np.arange(identities))
+        chosen = np.isin(data["classes"], np.arange(identities))
+        data = {"features": data["features"][keep], "labels": data["labels"][keep],
+                "centers": data["centers"][chosen], "classes": data["classes"][chosen]}
+        draw_scatter(ax, data, marker_size=4)
+        ax.set_title("%s, %d fonts, seed %d" % ("softmax" if lam == 0 else "lambda %g" % lam,
+                                                identities, first), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    print("figure", path)
+    return True
 
 
 if __name__ == "__main__":
