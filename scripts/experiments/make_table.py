@@ -44,7 +44,7 @@ def closed_set_accuracy(m):
     last test accuracy (train --test-data)."""
     if m["closed_set"]["samples"] > 0:
         return m["closed_set"]["accuracy"]
-    epochs = plot_curves_figure.epochs_of(m["run"])
+    epochs = plot_curves_figure.epochs_of(m["run_dir"])
     last = epochs[-1].get("test_accuracy") if epochs else None
     return float("nan") if last is None else last
 
@@ -65,6 +65,7 @@ def load_runs(folder):
     for path in sorted(glob.glob(os.path.join(folder, "*", "openset.json"))):
         with open(path) as f:
             m = json.load(f)
+        m["run_dir"] = os.path.dirname(path)  # where it is now (the "run" it names may have moved)
         c = m["config"]
         runs.append({"dir": os.path.dirname(path), "path": path, "metrics": m,
                      "dim": int(c["feature_dim"]), "lambda": float(c["lambda"]),
