@@ -12,8 +12,9 @@ The layout is the one of CASIA-WebFace / LFW crops (scripts/make_image_folder.py
     OUT/fonts.json                         identity -> font file, family group, side; skipped fonts
 
 Fonts that miss a character of the alphabet (their glyph is the .notdef box or empty) are
-skipped, as are fonts with the same (family, style) name as one already taken (one font in
-several formats) and redraws of another installed family (CLONE_FAMILIES). All styles of a
+skipped, as are symbol fonts (SYMBOL_FAMILIES), fonts with the same (family, style) name as one
+already taken (one font in several formats) and redraws of another installed family
+(CLONE_FAMILIES). All styles of a
 family group stay on one side of the train / held-out split.
 
 usage: make_font_identities.py OUT [--heldout 80] [--per-class 40] [--size 64x64] [--seed 0]
@@ -45,6 +46,9 @@ ALPHABET = "aegkmrsyAGKMQRW3"
 CLONE_FAMILIES = re.compile(
     r"^(TeX Gyre (Termes|Heros|Heros Cn|Cursor|Pagella|Bonum|Schola|Adventor|Chorus)"
     r"|FreeSerif|FreeSans|FreeMono|Hack)$|Math")
+# Symbol fonts that map Latin code points to other glyphs (dingbats; Greek letters), which the
+# .notdef check cannot tell from letters.
+SYMBOL_FAMILIES = re.compile(r"^(D050000L|Standard Symbols PS|Dingbats|Symbol)$")
 # Family groups that must stay on one side of the split: a superfamily's members share design.
 GROUP_PREFIXES = {"Nimbus": "URW", "URW": "URW", "C059": "URW", "P052": "URW", "Z003": "URW",
                   "D050000L": "URW", "Standard Symbols": "URW", "DejaVu": "DejaVu", "CMU": "CMU",
@@ -109,6 +113,9 @@ def survey_fonts(dirs, alphabet):
             continue
         if CLONE_FAMILIES.search(family):
             skipped.append({"file": path, "reason": f"{family}: a redraw of another family or a math font"})
+            continue
+        if SYMBOL_FAMILIES.search(family):
+            skipped.append({"file": path, "reason": f"{family}: a symbol font"})
             continue
         missing = missing_characters(font, alphabet)
         if missing:

@@ -125,13 +125,15 @@ def test_fonts_without_the_alphabet_are_skipped():
     assert reasons["NotoSansArabic-Regular.ttf"].startswith("no glyph for")
 
 
-def test_one_font_in_several_formats_and_redraws_are_one_or_no_identity():
+def test_one_font_in_several_formats_redraws_and_symbol_fonts_are_one_or_no_identity():
     identities, skipped = fonts.survey_fonts(["/usr/share/fonts"], fonts.ALPHABET)
     assert len(identities) >= 300
     names = [i["name"] for i in identities]
     assert len(names) == len(set(names))
     assert sum(n.startswith("Nimbus_Roman_") for n in names) == 4  # .otf, .t1, .pfb: once each
     assert not any(n.startswith(("TeX_Gyre_Termes", "FreeSerif")) for n in names)  # Times redraws
+    # Dingbats and Greek at Latin code points: not the .notdef box, still no letters.
+    assert not any(n.startswith(("D050000L", "Standard_Symbols")) for n in names)
 
 
 def test_a_finished_data_set_is_never_overwritten(data):
