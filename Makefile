@@ -92,6 +92,15 @@ experiment: cli
 	$(PY) scripts/experiments/openset_experiment.py --cli $(BUILD)/trainer/centerloss \
 	  --out runs/openset --resume auto --figures docs/figures/openset_ $(EXPERIMENT_ARGS)
 
+# Many identities (docs/identities.md, issue 20): fonts as identities, held-out fonts verified
+# with an LFW pairs file; softmax alone against softmax + center loss over lambdas, D = 2 and 128,
+# 3 seeds. IDENTITIES_ARGS=--quick runs the small grid in minutes. Interrupted runs resume.
+IDENTITIES_ARGS ?=
+.PHONY: identities
+identities: cli
+	OMP_NUM_THREADS=$(THREADS) $(PY) scripts/experiments/identities_experiment.py \
+	  --cli $(BUILD)/trainer/centerloss --figures docs/figures/identities_ $(IDENTITIES_ARGS)
+
 # Benchmarks (issue 6; docs/benchmarks.md): the CPU table, JSON and figure of bench_step.py,
 # the Google Benchmark program and the LeNets++ overhead. A few minutes on a 2-core machine.
 .PHONY: bench

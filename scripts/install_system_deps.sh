@@ -10,6 +10,13 @@ packages=(
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # image folders: decode, resize
   clang-19 libclang-rt-19-dev   # the sanitizer build and libFuzzer (`make asan`, `make fuzz`)
   libgloo-dev  # gloo headers: C++ Gloo process groups (csrc/module/process_group_factory.cpp)
+  # Fonts as identities (scripts/make_font_identities.py, `make identities`): Latin text fonts.
+  fontconfig fonts-noto-core fonts-texgyre fonts-urw-base35 fonts-liberation2 fonts-freefont-ttf
+  fonts-roboto fonts-open-sans fonts-lato fonts-ebgaramond fonts-cantarell fonts-linuxlibertine
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-hack fonts-firacode fonts-inconsolata
+  fonts-dejavu-extra fonts-go fonts-league-spartan fonts-comic-neue fonts-cmu fonts-sil-gentium
+  fonts-sil-charis fonts-cabin fonts-jetbrains-mono fonts-stix fonts-junicode fonts-oldstandard
+  fonts-comfortaa fonts-quicksand
 )
 missing=()
 for p in "${packages[@]}"; do

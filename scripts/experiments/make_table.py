@@ -8,7 +8,8 @@ writes FOLDER/table.md (runs that stopped on a non-finite loss, RUN/diverged.jso
 under it): mean +- sample standard deviation over seeds of closed-set accuracy,
 10-fold verification accuracy, ROC AUC, TAR at FAR 1e-2 / 1e-3, rank-1 identification and the
 held-out classes' intra/inter distance ratio. Figures (FOLDER/, and copies with the --figures
-prefix): roc.png (first seed, one panel per D) and lambda.png (metrics against lambda).
+prefix): roc.png (first seed, one panel per D), lambda.png (metrics against lambda) and
+curves.png (every run's training curves).
 """
 import argparse
 import glob
@@ -24,11 +25,12 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import plot_curves as plot_curves_figure  # noqa: E402  (same folder)
 import plot_roc as plot_roc_figure  # noqa: E402  (same folder: one way to draw a ROC curve)
 
 # (column title, function of one run's metrics, format)
 COLUMNS = [
-    ("closed-set acc", lambda m: m["closed_set"]["accuracy"], "%.4f"),
+    ("closed-set acc", lambda m: closed_set_accuracy(m), "%.4f"),
     ("verif. acc (10-fold)", lambda m: m["open_set"]["verification"]["accuracy_mean"], "%.4f"),
     ("ROC AUC", lambda m: m["open_set"]["verification"]["roc_auc"], "%.4f"),
     ("TAR@FAR=1e-2", lambda m: tar(m, 1e-2), "%.3f"),
@@ -36,6 +38,20 @@ COLUMNS = [
     ("rank-1", lambda m: m["open_set"]["identification"]["rank1"], "%.4f"),
     ("intra/inter", lambda m: m["open_set"]["feature_stats"]["ratio"], "%.3f"),
 ]
+
+
+def closed_set_accuracy(m):
+    """openset's, else (a folder of other identities has none of the trained classes) the run's
+    last test accuracy (train --test-data)."""
+    if m["closed_set"]["samples"] > 0:
+        return m["closed_set"]["accuracy"]
+    epochs = plot_curves_figure.epochs_of(m["run_dir"])
+    last = epochs[-1].get("test_accuracy") if epochs else None
+    return float("nan") if last is None else last
+
+
+def classes_text(ids):
+    return ",".join(map(str, ids)) if len(ids) <= 20 else "%d identities" % len(ids)
 
 
 def tar(m, target):
@@ -50,10 +66,11 @@ def load_runs(folder):
     for path in sorted(glob.glob(os.path.join(folder, "*", "openset.json"))):
         with open(path) as f:
             m = json.load(f)
+        m["run_dir"] = os.path.dirname(path)  # where it is now (the "run" it names may have moved)
         c = m["config"]
         runs.append({"dir": os.path.dirname(path), "path": path, "metrics": m,
                      "dim": int(c["feature_dim"]), "lambda": float(c["lambda"]),
-                     "seed": int(c["seed"])})
+                     "seed": int(c["seed"]), "seconds": run_seconds(os.path.dirname(path))})
     if not runs:
         raise SystemExit("no */openset.json under %s" % folder)
     return runs
@@ -69,6 +86,13 @@ def diverged_note(names):
         return ""
     return ("\nDiverged (the loss turned non-finite; stopped, not in the table): %s.\n"
             % ", ".join(names))
+def run_seconds(run_dir):
+    """Wall time of the run (training and openset), as the experiment driver recorded it."""
+    path = os.path.join(run_dir, "seconds.txt")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return float(f.read())
 
 
 def grouped(runs):
@@ -89,16 +113,18 @@ def table(groups, runs):
     v0 = m0["open_set"]["verification"]
     lines = [
         "Held-out classes %s (trained on %s), %d pairs (%d genuine / %d impostor, %d folds) "
-        "from the %s split, %s similarity%s; rank-1 with %d gallery sample(s) per class; "
-        "mean +- std over seeds (n per row)." % (
-            ",".join(map(str, m0["open_set"]["classes"])), ",".join(map(str, c0["classes"])),
-            v0["pairs"], v0["genuine"], v0["impostors"], v0["folds"], m0["split"],
+        "from %s, %s similarity%s; rank-1 with %d gallery sample(s) per class; "
+        "mean +- std over seeds (n per row); minutes: training + evaluation per run." % (
+            classes_text(m0["open_set"]["classes"]), classes_text(c0["classes"]),
+            v0["pairs"], v0["genuine"], v0["impostors"], v0["folds"],
+            m0["open_set"].get("pairs_source", "sampled") if m0["open_set"].get("pairs_source", "sampled")
+            != "sampled" else "the %s split" % m0["split"],
             m0["open_set"]["similarity"],
             ", L2-normalised" if m0["open_set"]["normalize"] else "",
             m0["open_set"]["identification"]["gallery_per_class"]),
         "",
-        "| D | lambda | n | " + " | ".join(c[0] for c in COLUMNS) + " |",
-        "|---|---|---|" + "---|" * len(COLUMNS),
+        "| D | lambda | n | " + " | ".join(c[0] for c in COLUMNS) + " | minutes |",
+        "|---|---|---|" + "---|" * (len(COLUMNS) + 1),
     ]
     for (dim, lam), rs in groups.items():
         cells = []
@@ -106,6 +132,8 @@ def table(groups, runs):
             mu, sd = mean_std([fn(r["metrics"]) for r in rs])
             cells.append((fmt + " ± " + fmt) % (mu, sd))
         name = "0 (softmax)" if lam == 0 else "%g" % lam
+        minutes = [r["seconds"] / 60 for r in rs if r["seconds"] is not None]
+        cells.append("%.1f" % np.mean(minutes) if minutes else "-")
         lines.append("| %d | %s | %d | %s |" % (dim, name, len(rs), " | ".join(cells)))
     return "\n".join(lines) + "\n"
 
@@ -174,6 +202,11 @@ def main():
     made.append("roc.png")
     plot_lambda(groups, os.path.join(a.folder, "lambda.png"))
     made.append("lambda.png")
+    plot_curves_figure.plot_curves(
+        [("D = %d, %s" % (r["dim"], "softmax" if r["lambda"] == 0 else "lambda %g" % r["lambda"]),
+          r["dir"], (r["dim"], r["lambda"])) for r in sorted(runs, key=lambda r: (r["dim"], r["lambda"], r["seed"]))],
+        os.path.join(a.folder, "curves.png"))
+    made.append("curves.png")
     for name in made:
         src = os.path.join(a.folder, name)
         print("figure", src)

@@ -15,6 +15,10 @@ results must be the same, the grid may grow) or replaced with --overwrite; `--re
 starts a new one. A run whose loss turns non-finite is recorded as diverged (its diverged.json)
 and the experiment goes on to the next. SIGINT/SIGTERM stop the current run at a checkpoint.
 
+With --pairs the data are image folders (scripts/make_font_identities.py writes them): the runs
+train on every class of --data, report closed-set accuracy on --test-data, and are evaluated on
+the LFW pairs file over --openset-data (identities no run saw; identities_experiment.py).
+
 Each run uses --threads (default 2) LibTorch threads: on a 2-core machine run one at a time.
 """
 import argparse
@@ -35,9 +39,9 @@ DIVERGED_EXIT = 3  # `centerloss train` exit code for a non-finite loss (trainer
 # Options that shape every run's results: a continued experiment must keep them. (The grid,
 # --dims/--lambdas/--seeds, may grow; --cli, --threads and --figures may change.)
 RESULT_OPTIONS = ("holdout", "epochs", "arch", "lr_step", "train_limit", "alpha", "train_args",
-                  "openset_args", "data")
+                  "openset_args", "data", "test_data", "openset_data", "pairs")
 # What the driver writes into --out besides the run folders.
-OUTPUT_FILES = ("experiment.json", "table.md", "roc.png", "lambda.png")
+OUTPUT_FILES = ("experiment.json", "table.md", "roc.png", "lambda.png", "curves.png")
 
 
 def floats(text):
@@ -185,7 +189,10 @@ def main():
     p.add_argument("--cli", default="build/trainer/centerloss", help="the centerloss executable")
     p.add_argument("--out", default="runs/openset", help="folder of the runs, table and figures")
     p.add_argument("--data", default="", help="data directory (default: the CLI's, Fashion-MNIST)")
-    p.add_argument("--holdout", default="7,8,9", help="classes held out of training")
+    p.add_argument("--holdout", default="7,8,9", help="classes held out of training (IDX data)")
+    p.add_argument("--test-data", default="", help="image folders: the closed-set test split")
+    p.add_argument("--openset-data", default="", help="image folders: the held-out identities")
+    p.add_argument("--pairs", default="", help="LFW pairs file over --openset-data (image folders)")
     p.add_argument("--dims", default="2,64", help="feature dimensions")
     p.add_argument("--lambdas", default="0,0.001,0.01,0.1", help="center loss weights (0: softmax)")
     p.add_argument("--seeds", default="1,2,3")
@@ -207,6 +214,8 @@ def main():
     if a.resume and a.overwrite:
         p.error("--resume and --overwrite exclude each other")
 
+    if bool(a.pairs) != bool(a.openset_data):
+        p.error("--pairs and --openset-data go together (image folders)")
     if not os.access(a.cli, os.X_OK):
         sys.exit("no executable %s: build first (make build)" % a.cli)
     os.makedirs(a.out, exist_ok=True)
@@ -237,14 +246,17 @@ def main():
             rdir = os.path.join(a.out, name)
             os.makedirs(rdir, exist_ok=True)
             log = os.path.join(rdir, "log.txt")
+            run_start = time.time()
             data = ["--data", a.data] if a.data else []
+            split = (["--test-data", a.test_data] if a.test_data else []) if a.pairs else \
+                ["--holdout", a.holdout, "--train-limit", str(a.train_limit)]
             # One command line for a new and an interrupted run: `--resume auto` continues a
             # checkpoint trained with these very options and refuses any other.
-            train = [a.cli, "train", "--out", rdir, "--resume", "auto", "--holdout", a.holdout,
+            train = [a.cli, "train", "--out", rdir, "--resume", "auto"] + split + [
                      "--arch", a.arch, "--feature-dim", str(dim), "--lambda", repr(lam),
                      "--alpha", repr(a.alpha), "--seed", str(seed), "--epochs", str(a.epochs),
                      "--threads", str(a.threads), "--lr-step", str(a.lr_step),
-                     "--train-limit", str(a.train_limit), "--no-progress"] + data + a.train_args.split()
+                     "--no-progress"] + data + a.train_args.split()
             rc = run(train, log)
             if rc == DIVERGED_EXIT:
                 tqdm.write("%s diverged (non-finite loss): recorded in %s/diverged.json; going on"
@@ -252,9 +264,13 @@ def main():
                 diverged.append(name)
                 continue
             check(rc, train, log)
-            evaluate = [a.cli, "openset", "--run", rdir, "--holdout", a.holdout, "--threads",
-                        str(a.threads), "--no-plot"] + data + a.openset_args.split()
+            heldout = (["--data", a.openset_data, "--pairs", a.pairs] if a.pairs
+                       else ["--holdout", a.holdout] + data)
+            evaluate = [a.cli, "openset", "--run", rdir, "--threads", str(a.threads),
+                        "--no-plot"] + heldout + a.openset_args.split()
             check(run(evaluate, log), evaluate, log)
+            with open(os.path.join(rdir, "seconds.txt"), "w") as f:  # the table's time column
+                f.write("%.1f\n" % (time.time() - run_start))
         bar.close()
     except Stopped as stop:
         print("stopped; the runs keep their checkpoints: continue with --resume", file=sys.stderr)

@@ -1,0 +1,102 @@
+"""The many-identities experiment end to end (scripts/experiments/identities_experiment.py, `make
+identities`): a small font data set, `centerloss train` on its training fonts and `centerloss
+openset --pairs` on its held-out fonts (the trainer's own LFW reader), the table and figures, a
+second call that finds every run done, and the held-out features for TensorBoard's projector."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from google.protobuf import text_format
+from PIL import Image
+from tensorboard.plugins import projector
+
+from cli_runner import CLI, ROOT, require_cli
+
+require_cli()
+SCRIPTS = os.path.join(ROOT, "scripts")
+DRIVER = os.path.join(SCRIPTS, "experiments", "identities_experiment.py")
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("identities")
+    data, out = root / "data", root / "exp"
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, "make_font_identities.py"), str(data),
+                    "--max-identities", "30", "--heldout", "10", "--per-class", "8",
+                    "--test-per-class", "2", "--heldout-per-class", "4", "--sets", "2",
+                    "--pairs-per-set", "10", "--size", "32x32"], check=True, capture_output=True)
+    cmd = [sys.executable, DRIVER, "--cli", CLI, "--out", str(out), "--data", str(data),
+           "--dims", "4", "--lambdas", "0,0.1", "--seeds", "1", "--epochs", "2",
+           "--threads", "2", "--train-args", "--lr 0.05 --batch-size 16 --no-flip --loader-threads 0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return data, out, cmd
+
+
+def test_runs_train_on_some_fonts_and_verify_the_others(experiment):
+    data, out, _ = experiment
+    heldout = sorted(os.listdir(data / "heldout"))
+    training = sorted(os.listdir(data / "train"))
+    for name in ("D4_lambda0_seed1", "D4_lambda0.1_seed1"):
+        report = json.loads((out / name / "openset.json").read_text())
+        assert report["class_names"][:len(training)] == training  # the run's identities first
+        assert sorted(report["class_names"][len(training):]) == heldout
+        v = report["open_set"]["verification"]
+        assert v["folds"] == 2 and v["genuine"] == 20 and v["impostors"] == 20
+        assert len(report["open_set"]["classes"]) == len(heldout)
+        assert report["open_set"]["trained_classes_evaluated"] == []
+        assert report["closed_set"]["samples"] == 0
+        assert float((out / name / "seconds.txt").read_text()) > 0
+
+
+def test_table_and_figures(experiment):
+    data, out, _ = experiment
+    table = (out / "table.md").read_text()
+    assert "from %s" % (data / "pairs.txt") in table
+    assert "40 pairs (20 genuine / 20 impostor, 2 folds)" in table
+    rows = [line for line in table.splitlines() if line.startswith("| 4 |")]
+    assert len(rows) == 2 and "0 (softmax)" in rows[0] and "| 0.1 |" in rows[1]
+    # Closed-set accuracy: the held-out folder has no trained font, so the run's last epoch on
+    # --test-data gives it.
+    epochs = [json.loads(line) for line in (out / "D4_lambda0_seed1" / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in epochs if r["kind"] == "epoch"][-1]["test_accuracy"]
+    assert rows[0].split("|")[4].strip() == "%.4f ± 0.0000" % last, rows[0]
+    for figure in ("roc.png", "lambda.png", "curves.png"):
+        assert (out / figure).stat().st_size > 10_000
+
+
+def test_a_second_call_finds_every_run_done(experiment):
+    _, out, cmd = experiment
+    checkpoint = out / "D4_lambda0_seed1" / "checkpoint.pt"
+    before = checkpoint.stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "2 runs, 2 already done" in again.stderr, again.stderr
+    assert checkpoint.stat().st_mtime_ns == before
+
+
+def test_projector_export_of_the_heldout_fonts(experiment):
+    data, out, _ = experiment
+    run = out / "D4_lambda0.1_seed1"
+    export = [sys.executable, os.path.join(SCRIPTS, "experiments", "export_projector.py"), str(run),
+              "--data", str(data / "heldout"), "--cli", CLI]
+    result = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    folder = run / "projector"
+    config = text_format.Parse((folder / "projector_config.pbtxt").read_text(), projector.ProjectorConfig())
+    (embedding,) = config.embeddings
+    tensors = (folder / embedding.tensor_path).read_text().splitlines()
+    metadata = (folder / embedding.metadata_path).read_text().splitlines()
+    heldout = sorted(os.listdir(data / "heldout"))
+    assert len(tensors) == 4 * len(heldout) and all(len(t.split("\t")) == 4 for t in tensors)
+    assert metadata[0] == "identity\tfile" and len(metadata) == len(tensors) + 1
+    rows = [m.split("\t") for m in metadata[1:]]
+    assert sorted({r[0] for r in rows}) == heldout
+    assert all(r[1].startswith(r[0] + "_") for r in rows)  # each line's file is its identity's
+    side = math.ceil(math.sqrt(len(tensors))) * 32
+    assert Image.open(folder / embedding.sprite.image_path).size == (side, side)
+    assert list(embedding.sprite.single_image_dim) == [32, 32]
+    again = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "already" in again.stderr  # an export is never overwritten
