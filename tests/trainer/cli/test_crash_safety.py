@@ -100,7 +100,13 @@ def test_openset_experiment_killed_at_random_moments_ends_like_an_uninterrupted_
         load = lambda d: {k: v for k, v in json.load(open(os.path.join(d, "openset.json"))).items()  # noqa: E731
                           if k != "run"}
         assert load(a) == load(b)
-    assert open(os.path.join(reference, "table.md")).read() == open(os.path.join(killed, "table.md")).read()
+    assert table_without_minutes(reference) == table_without_minutes(killed)
+
+
+def table_without_minutes(folder):
+    """table.md without its last column (each run's wall time)."""
+    with open(os.path.join(folder, "table.md")) as f:
+        return [line.rsplit("|", 2)[0] if line.startswith("|") else line for line in f]
 
 
 def stop_with(sig, tmp_path):
