@@ -38,6 +38,8 @@ void run_train(const CLI::App& cmd, const TrainCli& cli, int dist_timeout) {
     prepare_run_folder(run.out_dir, run.start);  // throws, saying what the folder holds
   }
   if (run.start == StartMode::Resume || (run.start == StartMode::ResumeAuto && is_file(checkpoint))) {
+    // A folder another trainer is writing is refused as such, before its options are compared.
+    if (!run.data_parallel || run.data_parallel->is_main()) refuse_if_in_use(run.out_dir);
     run.checkpoint = std::make_shared<CheckpointFile>(checkpoint);
     config = resumed_config(cmd, cli, run.checkpoint->config(), run.out_dir);
     if (config.world_size != world) {

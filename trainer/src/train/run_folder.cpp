@@ -56,6 +56,30 @@ void remove_files(const std::string& dir, const std::vector<std::string>& files)
   }
 }
 
+namespace {
+
+std::runtime_error in_use(const std::string& dir, const std::string& what, const std::string& holder) {
+  return std::runtime_error(fmt::format(
+      "the {} '{}' is in use by another centerloss process{}: two processes must not write "
+      "one folder. Wait for it to finish, or choose another --out",
+      what, dir, holder.empty() ? "" : " (pid " + holder + ")"));
+}
+
+}  // namespace
+
+void refuse_if_in_use(const std::string& dir, const std::string& what) {
+  const std::string path = path_join(dir, ".lock");
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);  // never creates anything
+  if (fd < 0) return;
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the probe's lock, if it got one
+  if (held) {
+    std::string holder;
+    std::ifstream(path) >> holder;
+    throw in_use(dir, what, holder);
+  }
+}
+
 FolderLock::FolderLock(const std::string& dir, const std::string& what) {
   make_dirs(dir);
   const std::string path = path_join(dir, ".lock");
@@ -71,12 +95,7 @@ FolderLock::FolderLock(const std::string& dir, const std::string& what) {
     std::ifstream(path) >> holder;
     ::close(fd_);
     fd_ = -1;
-    if (error == EWOULDBLOCK) {
-      throw std::runtime_error(fmt::format(
-          "the {} '{}' is in use by another centerloss process{}: two processes must not write "
-          "one folder. Wait for it to finish, or choose another --out",
-          what, dir, holder.empty() ? "" : " (pid " + holder + ")"));
-    }
+    if (error == EWOULDBLOCK) throw in_use(dir, what, holder);
     throw std::runtime_error(fmt::format("cannot lock the {} '{}': {}", what, dir, std::strerror(error)));
   }
   // The holder's pid, for the message above (a failure here only loses that detail).

@@ -29,6 +29,10 @@ std::vector<std::string> run_files_in(const std::string& dir);
 // message ("run folder", "sweep folder"). Creates the folder. Throws std::runtime_error naming
 // the folder (and the holder's pid) if another process holds the lock or the folder cannot be
 // written.
+// Throws FolderLock's "in use" error if another process holds `dir`'s lock now; creates nothing
+// (for a check before a resume reads the folder; the FolderLock taken later is what counts).
+void refuse_if_in_use(const std::string& dir, const std::string& what = "run folder");
+
 class FolderLock {
  public:
   explicit FolderLock(const std::string& dir, const std::string& what = "run folder");
