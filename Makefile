@@ -129,7 +129,7 @@ SANITIZER_CXX ?= clang++-19
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS ?= idx checkpoint config metrics pairs op
 # LibTorch is not instrumented: see tests/sanitizers/README.md for each suppression and why.
-SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:detect_odr_violation=0:strict_init_order=1:abort_on_error=1 \
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:detect_odr_violation=0:strict_init_order=1:abort_on_error=1:allocator_may_return_null=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitizers/ubsan.supp \
   OMP_NUM_THREADS=$(THREADS)
@@ -159,7 +159,7 @@ fuzz: asan-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(ASAN_BUILD)/fuzz/corpus-$$t; \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	  $(SANITIZER_ENV) $(ASAN_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	  $(SANITIZER_ENV) $(ASAN_BUILD)/trainer/tests-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
 	    -rss_limit_mb=2048 -timeout=60 -print_final_stats=1 \
 	    -artifact_prefix=$(ASAN_BUILD)/fuzz/$$t- \
 	    $(ASAN_BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 25; \

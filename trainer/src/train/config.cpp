@@ -26,7 +26,25 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"world_size", c.world_size}};
 }
 
+namespace {
+
+// nlohmann converts a float to an integer field with a plain cast, undefined beyond the
+// integer's range (found by fuzz_config under UBSan): such numbers are refused first.
+void refuse_huge_numbers(const nlohmann::json& j, const std::string& field) {
+  if (j.is_number_float() && !(std::fabs(j.get<double>()) < 9.0e18)) {
+    throw std::invalid_argument(fmt::format("config: {} out of range: {}", field, j.dump()));
+  }
+  if (!j.is_structured()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) refuse_huge_numbers(*it, j.is_object() ? it.key() : field);
+}
+
+}  // namespace
+
 TrainConfig config_from_json(const nlohmann::json& j) {
+  refuse_huge_numbers(j, "config");
+  if (j.contains("seed") && !j["seed"].is_number_unsigned()) {
+    throw std::invalid_argument(fmt::format("config: seed out of range: {}", j["seed"].dump()));
+  }
   TrainConfig c;
   c.data_dir = j.at("data_dir").get<std::string>();
   c.classes = j.at("classes").get<std::vector<int64_t>>();

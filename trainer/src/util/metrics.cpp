@@ -37,6 +37,8 @@ std::vector<nlohmann::json> read_metrics(const std::string& path) {
         break;
       }
       throw std::runtime_error(fmt::format("{}: line {} is not JSON: {}", path, number, err.what()));
+    } catch (const nlohmann::json::exception& err) {  // a number beyond a double (found by fuzz_metrics)
+      throw std::runtime_error(fmt::format("{}: line {} is not usable JSON: {}", path, number, err.what()));
     }
   }
   return records;
