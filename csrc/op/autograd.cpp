@@ -89,6 +89,17 @@ Tensor differentiable_features_gradient(const char* op, const Tensor& grad_loss,
   return (scale * term).to(grad_basis.scalar_type());
 }
 
+// The features' gradient in a backward: differentiable (a double backward) when grad mode is
+// on, else the saved basis scaled; margin and reduction come from the forward's saved data.
+Tensor features_gradient_of(torch::autograd::AutogradContext* ctx, const char* op,
+                            const Tensor& grad_loss, const Tensor& grad_basis,
+                            const Tensor& features, const Tensor& centers, const Tensor& labels) {
+  if (!at::GradMode::is_enabled()) return features_gradient(grad_loss, grad_basis);
+  return differentiable_features_gradient(op, grad_loss, grad_basis, features, centers, labels,
+                                          ctx->saved_data["margin"].toDouble(),
+                                          ctx->saved_data["reduction"].toInt());
+}
+
 class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& features,
@@ -111,12 +122,8 @@ class CenterLossFunction : public torch::autograd::Function<CenterLossFunction> 
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor& grad_basis = saved[0];
-    Tensor grad_features =
-        at::GradMode::is_enabled()
-            ? differentiable_features_gradient(
-                  "centerloss.center_loss", grads[0], grad_basis, saved[2], saved[3], saved[1],
-                  ctx->saved_data["margin"].toDouble(), ctx->saved_data["reduction"].toInt())
-            : features_gradient(grads[0], grad_basis);
+    const Tensor grad_features = features_gradient_of(ctx, "centerloss.center_loss", grads[0],
+                                                      grad_basis, saved[2], saved[3], saved[1]);
     Tensor grad_centers;
     if (ctx->needs_input_grad(2)) {  // UpdateRule::Gradient: dL/dc_j = -sum_{y_i=j} dL/dx_i
       const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["centers_dtype"].toInt());
@@ -158,13 +165,8 @@ class CenterLossStepFunction : public torch::autograd::Function<CenterLossStepFu
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const Tensor grad_features =
-        at::GradMode::is_enabled()
-            ? differentiable_features_gradient(
-                  "centerloss._center_loss_step_", grads[0], saved[0], saved[1], Tensor(),
-                  Tensor(), ctx->saved_data["margin"].toDouble(),
-                  ctx->saved_data["reduction"].toInt())
-            : features_gradient(grads[0], saved[0]);
+    const Tensor grad_features = features_gradient_of(ctx, "centerloss._center_loss_step_",
+                                                      grads[0], saved[0], saved[1], Tensor(), Tensor());
     return {grad_features, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
