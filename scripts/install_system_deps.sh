@@ -7,6 +7,7 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   dataset-fashion-mnist
   zlib1g-dev
+  libzip-dev  # a checkpoint's records checked against their CRC-32 before LibTorch reads them
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # image folders: decode, resize
   clang-19 libclang-rt-19-dev   # the sanitizer build and libFuzzer (`make asan`, `make fuzz`)
   libgloo-dev  # gloo headers: C++ Gloo process groups (csrc/module/process_group_factory.cpp)

@@ -196,6 +196,13 @@ at::Tensor reference_update(const Args& a, bool& applied) {
   return at::where(counts > 0, c - a.alpha * sums / denominator, c);
 }
 
+// The largest finite |value| of `t`, 0 for an empty tensor (a batch of N = 0 is valid; ATen's
+// max() refuses an empty tensor).
+at::Tensor max_abs(const at::Tensor& t) {
+  const at::Tensor finite = t.to(at::kDouble).abs().nan_to_num(0, 0, 0);
+  return finite.numel() > 0 ? finite.max() : at::zeros({}, at::kDouble);
+}
+
 void check_update(const Args& a, const at::Tensor& centers_before, bool applied_by_op) {
   bool applied = false;
   const at::Tensor want = reference_update(
@@ -207,8 +214,7 @@ void check_update(const Args& a, const at::Tensor& centers_before, bool applied_
       FUZZ_CHECK(same_bits(a.centers[j], centers_before[j]), "center %lld moved", static_cast<long long>(j));
     }
   }
-  const at::Tensor scale = centers_before.to(at::kDouble).abs().max() +
-                           a.features.to(at::kDouble).abs().nan_to_num(0, 0, 0).max() * 4;
+  const at::Tensor scale = max_abs(centers_before) + max_abs(a.features) * 4;
   check_close(a.centers, want, scale, a.centers.scalar_type() == at::kDouble ? 1e-12 : 1e-5, "centers");
 }
 

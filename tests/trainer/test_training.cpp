@@ -132,7 +132,7 @@ TEST(Training, StoredConfigOutOfRangeIsRefusedByName) {
 }
 
 // Torch's archive reader does not verify what it reads: a flipped bit in the stored centers
-// must be refused by the checkpoint's own CRC-32, not loaded as a slightly different center.
+// must be refused by the records' CRC-32, not loaded as a slightly different center.
 TEST(Training, CheckpointWithAFlippedBitInTheCentersIsRefused) {
   TempDir dir;
   const TrainConfig config = tiny_config();
@@ -160,7 +160,7 @@ TEST(Training, CheckpointWithAFlippedBitInTheCentersIsRefused) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   TrainState damaged = make_state(config);
   expect_error([&] { CheckpointFile(path).restore(damaged); },
-               "checkpoint '" + path + "' is corrupt: its tensors do not match the CRC-32");
+               "checkpoint '" + path + "' is corrupt: record 'archive/data/");
 
   // The config text is covered too: a seed changed in the file (still a valid config).
   save_checkpoint(path, state);
@@ -173,7 +173,6 @@ TEST(Training, CheckpointWithAFlippedBitInTheCentersIsRefused) {
   ASSERT_NE(field, bytes.end()) << "the config's seed is not in the file";
   field[seed.size() - 1] = '7';
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  EXPECT_EQ(CheckpointFile(path).config().seed, 7u);
-  TrainState reseeded = make_state(config);
-  expect_error([&] { CheckpointFile(path).restore(reseeded); }, "is corrupt");
+  expect_error([&] { CheckpointFile(path).config(); },
+               "checkpoint '" + path + "' is corrupt: record 'archive/data.pkl' fails its check");
 }

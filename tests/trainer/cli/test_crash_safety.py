@@ -3,6 +3,7 @@ open-set experiment driver killed with SIGKILL at random moments (some while a c
 being written), then rerun, end with the model and metrics of an uninterrupted run with the
 same seed; after every kill the latest checkpoint loads. SIGINT and SIGTERM write a checkpoint
 within the epoch before the trainer exits."""
+import glob
 import json
 import os
 import random
@@ -22,20 +23,40 @@ EVERY_STEP = ["--checkpoint-every", "1"]
 
 def kill_until_done(cmd, watch, scratch, seed, kills=6):
     """Runs `cmd` (which must be restartable: --resume auto) and kills it with SIGKILL
-    (its whole process group), `kills` times: at a random moment, or, every other time, as soon
-    as a checkpoint's temporary file appears in one of the folders `watch` returns. After each
+    (its whole process group), `kills` times: first while a checkpoint's temporary file is being
+    written in one of the folders `watch` returns, then at a random moment, and so on in turn. After each
     kill every checkpoint there must load. Then lets it finish. Returns the number of kills
     that hit a checkpoint being written (its temporary file was left behind)."""
     rng = random.Random(seed)
     mid_write = 0
+
+    def temp_files():
+        found = {}
+        for d in watch():
+            try:
+                st = os.stat(os.path.join(d, "checkpoint.pt.tmp"))
+            except FileNotFoundError:
+                continue
+            found[d] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return found
+
     for attempt in range(kills):
+        # A temporary file left by the previous kill is no write of this process.
+        stale = temp_files()
+        writing = lambda: any(v != stale.get(d) for d, v in temp_files().items())  # noqa: E731
         process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    start_new_session=True)
-        deadline = time.monotonic() + (rng.uniform(0.5, 4.0) if attempt % 2 == 0 else 30)
+        # (a tiny run takes about a second, most of it starting up)
+        deadline = time.monotonic() + (30 if attempt % 2 == 0 else rng.uniform(0.2, 1.5))
         while time.monotonic() < deadline and process.poll() is None:
-            if attempt % 2 == 1 and any(os.path.exists(os.path.join(d, "checkpoint.pt.tmp"))
-                                        for d in watch()):
-                break
+            # A write takes milliseconds, so a poll alone often sees the file too late: freeze
+            # the processes, and kill only if the write is still under way, else let them go on.
+            if attempt % 2 == 0 and writing():
+                os.killpg(process.pid, signal.SIGSTOP)
+                wait_until_stopped(process.pid)
+                if writing():
+                    break
+                os.killpg(process.pid, signal.SIGCONT)
             time.sleep(0.0005)
         if process.poll() is not None:  # finished before this kill
             assert process.returncode == 0, process.stderr.read().decode()
@@ -43,7 +64,7 @@ def kill_until_done(cmd, watch, scratch, seed, kills=6):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         process.stderr.close()
-        if any(os.path.exists(os.path.join(d, "checkpoint.pt.tmp")) for d in watch()):
+        if writing():
             mid_write += 1
         for d in watch():
             if os.path.exists(os.path.join(d, "checkpoint.pt")):
@@ -51,6 +72,27 @@ def kill_until_done(cmd, watch, scratch, seed, kills=6):
     final = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
     return mid_write
+
+
+def wait_until_stopped(group, timeout=5.0):
+    """Waits until SIGSTOP has taken effect on every thread of every process in the process
+    group `group` (state T in /proc), so that no write goes on meanwhile."""
+    def running_threads():
+        count = 0
+        for task in glob.glob("/proc/[0-9]*/task/[0-9]*/stat"):
+            try:
+                with open(task) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            if int(fields[2]) == group and fields[0] not in ("T", "t", "Z", "X"):
+                count += 1
+        return count
+
+    deadline = time.monotonic() + timeout
+    while running_threads():
+        assert time.monotonic() < deadline, f"process group {group} did not stop in {timeout} s"
+        time.sleep(0.0002)
 
 
 def test_train_killed_at_random_moments_ends_like_an_uninterrupted_run(tmp_path):
@@ -143,11 +185,14 @@ def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while not os.path.exists(os.path.join(out, "config.json")) and first.poll() is None:
         time.sleep(0.005)
+    # Frozen (it keeps its lock) while the others try: a tiny run could end before they start.
+    first.send_signal(signal.SIGSTOP)
     for extra in ([], ["--resume", "auto"], ["--overwrite"]):
         second = run("train", "--out", out, "--epochs", "1", "--seed", "7", *extra, *TINY, check=False)
         assert second.returncode != 0
         assert "is in use by another centerloss process (pid %d)" % first.pid in second.stderr, second.stderr
     assert first.poll() is None, "the first run ended before the second ones were tried"
+    first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == 0, first.stderr.read()
     # The first run went on undisturbed: its own config, its lines in order, a checkpoint that loads.
     assert '"seed": 1' in open(os.path.join(out, "config.json")).read()

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "util/fs.h"
+#include "util/zip_records.h"
 
 namespace centerloss::trainer {
 namespace {
@@ -194,6 +195,7 @@ auto reading(const std::string& path, Read&& read) {
 
 CheckpointFile::CheckpointFile(std::string path) : path_(std::move(path)) {
   if (!is_file(path_)) throw std::runtime_error("checkpoint '" + path_ + "' does not exist");
+  check_zip_records(path_, "checkpoint '" + path_ + "'");
   reading(path_, [&] { archive_.load_from(path_); });
 }
 
