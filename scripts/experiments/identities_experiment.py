@@ -34,7 +34,7 @@ from common import draw_scatter, load_features, plt  # noqa: E402  (the trainer'
 
 # (dims, lambdas, seeds, epochs, lr step)
 GRIDS = {
-    "default": ("2,128", "0,0.003,0.01,0.03", "1,2,3", 16, 12),
+    "default": ("2,128", "0,0.003,0.01,0.03", "1,2,3", 24, 12),
     "quick": ("2,128", "0,0.01", "1", 6, 5),
 }
 
