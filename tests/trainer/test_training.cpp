@@ -1,6 +1,7 @@
 // Short real training runs on the first few hundred Fashion-MNIST samples: the loss goes down,
 // a resumed run equals an uninterrupted one bitwise, checkpoints and embeddings round-trip.
 #include <torch/torch.h>
+#include <zip.h>
 
 #include <algorithm>
 #include <fstream>
@@ -175,4 +176,37 @@ TEST(Training, CheckpointWithAFlippedBitInTheCentersIsRefused) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   expect_error([&] { CheckpointFile(path).config(); },
                "checkpoint '" + path + "' is corrupt: record 'archive/data.pkl' fails its check");
+
+  // The same edit with the record's CRC-32 made valid again (libzip rewrites it): the zip check
+  // passes, and the checkpoint's own digest of what it restores refuses it.
+  save_checkpoint(path, state);
+  {
+    int code = 0;
+    zip_t* z = zip_open(path.c_str(), 0, &code);
+    ASSERT_NE(z, nullptr) << code;
+    const zip_int64_t index = zip_name_locate(z, "archive/data.pkl", 0);
+    ASSERT_GE(index, 0);
+    std::string record;
+    {
+      zip_stat_t st;
+      ASSERT_EQ(zip_stat_index(z, static_cast<zip_uint64_t>(index), 0, &st), 0);
+      record.resize(st.size);
+      zip_file_t* f = zip_fopen_index(z, static_cast<zip_uint64_t>(index), 0);
+      ASSERT_NE(f, nullptr);
+      ASSERT_EQ(zip_fread(f, record.data(), record.size()), static_cast<zip_int64_t>(record.size()));
+      zip_fclose(f);
+    }
+    const auto at_seed = record.find(seed);
+    ASSERT_NE(at_seed, std::string::npos) << "the config's seed is not in data.pkl";
+    record[at_seed + seed.size() - 1] = '7';
+    zip_source_t* source = zip_source_buffer(z, record.data(), record.size(), 0);
+    ASSERT_NE(source, nullptr);
+    ASSERT_EQ(zip_file_replace(z, static_cast<zip_uint64_t>(index), source, 0), 0);
+    ASSERT_EQ(zip_set_file_compression(z, static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0), 0);
+    ASSERT_EQ(zip_close(z), 0) << zip_strerror(z);
+  }
+  EXPECT_EQ(CheckpointFile(path).config().seed, 7u);
+  TrainState reseeded = make_state(config);
+  expect_error([&] { CheckpointFile(path).restore(reseeded); },
+               "checkpoint '" + path + "' is corrupt: its tensors do not match the CRC-32");
 }

@@ -23,16 +23,16 @@ extern const std::vector<std::string> kRunFiles;
 // Those of kRunFiles present in `dir`.
 std::vector<std::string> run_files_in(const std::string& dir);
 
+// Throws FolderLock's "in use" error if another process holds `dir`'s lock now; creates nothing
+// (for a check before a resume reads the folder; the FolderLock taken later is what counts).
+void refuse_if_in_use(const std::string& dir, const std::string& what = "run folder");
+
 // An exclusive lock on DIR/.lock (flock), held while the object lives, so that two trainers
 // never write one folder. It is released by the kernel when the process ends, however it ends
 // (SIGKILL included), so a crash leaves no stale lock. `what` names the folder's kind in the
 // message ("run folder", "sweep folder"). Creates the folder. Throws std::runtime_error naming
 // the folder (and the holder's pid) if another process holds the lock or the folder cannot be
 // written.
-// Throws FolderLock's "in use" error if another process holds `dir`'s lock now; creates nothing
-// (for a check before a resume reads the folder; the FolderLock taken later is what counts).
-void refuse_if_in_use(const std::string& dir, const std::string& what = "run folder");
-
 class FolderLock {
  public:
   explicit FolderLock(const std::string& dir, const std::string& what = "run folder");
