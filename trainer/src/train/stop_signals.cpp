@@ -16,15 +16,18 @@ StopSignals::StopSignals() {
   struct sigaction action {};
   action.sa_handler = record_signal;
   sigemptyset(&action.sa_mask);
-  // one-shot (the next signal has its default effect); interrupted reads and writes restart
+  // interrupted reads and writes restart; SIGINT is one-shot (a second has its default effect)
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, &old_term_);
   action.sa_flags = SA_RESETHAND | SA_RESTART;
   sigaction(SIGINT, &action, &old_int_);
-  sigaction(SIGTERM, &action, &old_term_);
 }
 
 StopSignals::~StopSignals() {
   sigaction(SIGINT, &old_int_, nullptr);
-  sigaction(SIGTERM, &old_term_, nullptr);
+  // After a SIGTERM the process is on its way out: a repeat must not kill it before it exits
+  // with 143, so the recording handler stays.
+  if (g_received != SIGTERM) sigaction(SIGTERM, &old_term_, nullptr);
 }
 
 int StopSignals::received() const { return g_received; }

@@ -1,7 +1,9 @@
 // SIGINT (Ctrl-C) and SIGTERM (a scheduler's stop) while training: the handler only records
 // the signal; the training loop sees it at the end of the current step, writes a checkpoint
-// and stops. A second signal of the same kind acts at once (the handler is one-shot), so a
-// user can still kill a program that hangs.
+// and stops. A second Ctrl-C acts at once (the SIGINT handler is one-shot), so a user can still
+// kill a program that hangs. Repeated SIGTERMs are absorbed: a parent-death signal
+// (PR_SET_PDEATHSIG) comes once per exiting thread of a multi-threaded parent, and must not
+// kill the run before its checkpoint is written.
 #pragma once
 
 #include <csignal>
@@ -11,7 +13,7 @@ namespace centerloss::trainer {
 class StopSignals {
  public:
   StopSignals();   // installs the handlers
-  ~StopSignals();  // restores the previous ones
+  ~StopSignals();  // restores the previous ones (SIGTERM's only if none came)
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
 
