@@ -10,7 +10,7 @@ BUILD ?= build
 THREADS ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build test test-cpp test-python demo sweep clean asan-build asan fuzz
+.PHONY: all deps deps-test build test test-cpp test-python demo sweep clean asan-build asan fuzz asan-parsers
 
 all: build
 
@@ -127,7 +127,7 @@ ASAN_BUILD ?= build-asan
 SANITIZER_CC ?= clang-19
 SANITIZER_CXX ?= clang++-19
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= idx checkpoint config metrics pairs op
+FUZZ_TARGETS ?= idx checkpoint zip config metrics pairs image op
 # LibTorch is not instrumented: see tests/sanitizers/README.md for each suppression and why.
 SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:detect_odr_violation=0:strict_init_order=1:abort_on_error=1:allocator_may_return_null=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0 \
@@ -151,17 +151,23 @@ asan-build: $(ASAN_BUILD)/build.ninja
 asan: asan-build
 	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest -LE install --output-on-failure -j 2 --timeout 900
 
-# Each target starts from its committed seeds (tests/fuzz/corpus/T) and keeps what it finds in
-# $(ASAN_BUILD)/fuzz/corpus-T; a crash leaves its input in $(ASAN_BUILD)/fuzz/ and fails.
-# Add that input to tests/fuzz/regressions/T/ once fixed.
+# Each target runs FUZZ_SECONDS from its committed seeds and regressions (scripts/run_fuzz.sh);
+# a crash leaves its input in $(ASAN_BUILD)/fuzz/ and fails.
 fuzz: asan-build
-	@mkdir -p $(ASAN_BUILD)/fuzz
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(ASAN_BUILD)/fuzz/corpus-$$t; \
-	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	  $(SANITIZER_ENV) $(ASAN_BUILD)/trainer/tests-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -rss_limit_mb=2048 -timeout=60 -print_final_stats=1 \
-	    -artifact_prefix=$(ASAN_BUILD)/fuzz/$$t- \
-	    $(ASAN_BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 25; \
-	  test $${PIPESTATUS[0]} -eq 0; \
-	done
+	$(SANITIZER_ENV) scripts/run_fuzz.sh $(ASAN_BUILD)/trainer/tests-fuzz $(ASAN_BUILD)/fuzz \
+	  $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The parsers that need no LibTorch (tests/sanitizers/CMakeLists.txt), built alone under ASan +
+# UBSan in about a minute and fuzzed PARSER_FUZZ_SECONDS each: the sanitizer run of every CI.
+ASAN_PARSERS_BUILD ?= build-asan-parsers
+PARSER_FUZZ_SECONDS ?= 20
+PARSER_FUZZ_TARGETS = image zip pairs metrics
+$(ASAN_PARSERS_BUILD)/build.ninja: $(BUILD)/.system-deps tests/sanitizers/CMakeLists.txt
+	cmake -S tests/sanitizers -B $(ASAN_PARSERS_BUILD) -G Ninja \
+	  -DCMAKE_CXX_COMPILER=$(SANITIZER_CXX) -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
+asan-parsers: $(ASAN_PARSERS_BUILD)/build.ninja
+	cmake --build $(ASAN_PARSERS_BUILD) -j $$(nproc)
+	$(SANITIZER_ENV) scripts/run_fuzz.sh $(ASAN_PARSERS_BUILD) $(ASAN_PARSERS_BUILD)/fuzz \
+	  $(PARSER_FUZZ_SECONDS) $(PARSER_FUZZ_TARGETS)

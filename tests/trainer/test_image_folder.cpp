@@ -50,6 +50,9 @@ TEST(ImageHeader, BadFilesAreRefusedByNameBeforeDecoding) {
   // Within the limit, the header is accepted (8000 x 8000 = 64 megapixels exactly).
   fixtures::write_bytes(dir / "big.png", fixtures::bomb_png(8000, 8000));
   EXPECT_EQ(read_image_header(dir / "big.png").width, 8000);
+  // Sides whose product overflows int64 (found by fuzz_image): refused, not wrapped around.
+  fixtures::write_bytes(dir / "huge.png", fixtures::bomb_png(0xFFFFFFFFu, 0xFFFFFF01u));
+  expect_error<BadImageError>([&] { read_image_header(dir / "huge.png"); }, "over the limit of 64 megapixels");
   // Truncated and corrupt files have good headers: the decoder finds them.
   EXPECT_NO_THROW(read_image_header(bad.truncated_jpeg));
   EXPECT_NO_THROW(read_image_header(bad.corrupt_png));

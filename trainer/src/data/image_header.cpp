@@ -136,12 +136,13 @@ ImageHeader parse_image_header(const ByteReader& read, const std::string& path) 
   if (header.width <= 0 || header.height <= 0) {
     throw BadImageError(path, fmt::format("header claims {}x{} pixels", header.width, header.height));
   }
-  // Each side is below 2^32, so the product fits in int64.
-  if (header.width * header.height > kMaxImagePixels) {
+  // Divided, not multiplied: two sides just below 2^32 overflow int64 (found by fuzz_image).
+  if (header.width > kMaxImagePixels / header.height) {
     throw BadImageError(path, fmt::format("header claims {}x{} pixels ({:.0f} megapixels), over the "
                                           "limit of {} megapixels (refused before decoding)",
                                           header.width, header.height,
-                                          1e-6 * static_cast<double>(header.width * header.height),
+                                          1e-6 * static_cast<double>(header.width) *
+                                              static_cast<double>(header.height),
                                           kMaxImagePixels / 1'000'000));
   }
   return header;
