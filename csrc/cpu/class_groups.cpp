@@ -11,6 +11,7 @@ ClassGroups group_by_class_dense(const int64_t* y, int64_t n, int64_t num_classe
   std::vector<int64_t> cursor(static_cast<size_t>(num_classes), 0);
   for (int64_t i = 0; i < n; ++i) ++cursor[y[i]];
   ClassGroups g;
+  g.group_start.reserve(static_cast<size_t>(std::min(n, num_classes)) + 1);
   g.group_start.push_back(0);
   for (int64_t j = 0; j < num_classes; ++j) {
     if (cursor[j] == 0) continue;
@@ -23,24 +24,28 @@ ClassGroups group_by_class_dense(const int64_t* y, int64_t n, int64_t num_classe
   return g;
 }
 
-// K > 2N: a least-significant-digit radix sort of (label, position), 11 bits per pass over the
-// bits that K - 1 needs (two passes for K = 10^6). Each pass is stable, so a class keeps its
-// rows in batch order; groups come out in class order. O(N) per pass whatever K is, with
-// sequential reads (a hash table lost to it: branch misses on its probes).
+// K > 2N: a least-significant-digit radix sort of (label, position) over the bits that K - 1
+// needs. Each pass is stable, so a class keeps its rows in batch order; groups come out in class
+// order. O(N + 2^bits) per pass whatever K is, with sequential reads (a hash table lost to it:
+// branch misses on its probes). Digits of about log2(N) bits, at most 11, split evenly over
+// the passes: a small batch does not clear and scan 2048 buckets per pass.
 ClassGroups group_by_class_sparse(const int64_t* y, int64_t n, int64_t num_classes) {
-  constexpr int kRadixBits = 11;
-  constexpr uint64_t kDigitMask = (uint64_t(1) << kRadixBits) - 1;
   const int label_bits = 64 - __builtin_clzll(static_cast<uint64_t>(num_classes - 1));
+  const int batch_bits = 64 - __builtin_clzll(static_cast<uint64_t>(std::max<int64_t>(n, 1)));
+  const int widest = std::clamp(batch_bits, 4, 11);
+  const int passes = (label_bits + widest - 1) / widest;
+  const int radix_bits = (label_bits + passes - 1) / passes;
+  const uint64_t digit_mask = (uint64_t(1) << radix_bits) - 1;
   std::vector<uint64_t> key(y, y + n), key_out(n);
   std::vector<int64_t> pos(n), pos_out(n);
   for (int64_t i = 0; i < n; ++i) pos[i] = i;
-  std::vector<int64_t> start(kDigitMask + 2);
-  for (int shift = 0; shift < label_bits; shift += kRadixBits) {
+  std::vector<int64_t> start(digit_mask + 2);
+  for (int shift = 0; shift < label_bits; shift += radix_bits) {
     std::fill(start.begin(), start.end(), 0);
-    for (int64_t i = 0; i < n; ++i) ++start[((key[i] >> shift) & kDigitMask) + 1];
+    for (int64_t i = 0; i < n; ++i) ++start[((key[i] >> shift) & digit_mask) + 1];
     for (size_t d = 1; d < start.size(); ++d) start[d] += start[d - 1];
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t to = start[(key[i] >> shift) & kDigitMask]++;
+      const int64_t to = start[(key[i] >> shift) & digit_mask]++;
       key_out[to] = key[i];
       pos_out[to] = pos[i];
     }
@@ -48,6 +53,7 @@ ClassGroups group_by_class_sparse(const int64_t* y, int64_t n, int64_t num_class
     pos.swap(pos_out);
   }
   ClassGroups g;
+  g.group_start.reserve(static_cast<size_t>(n) + 1);
   g.group_start.push_back(0);
   for (int64_t i = 1; i < n; ++i) {
     if (key[i] != key[i - 1]) g.group_start.push_back(i);

@@ -65,34 +65,61 @@ acc_t fixed_order_sum(const acc_t* v, int64_t n) {
   return total;
 }
 
+// The loss and gradient basis of row i from its squared distance: shared by both row paths.
+template <typename feat_t, typename center_t, typename acc_t>
+C10_ALWAYS_INLINE void finish_row(const typename Io<feat_t>::raw* xi, const center_t* ci,
+                                  int64_t dim, acc_t sq, acc_t rho, acc_t scale, acc_t* loss,
+                                  typename Io<feat_t>::raw* bi, int64_t i) {
+  loss[i] = math::sample_loss(sq, rho);
+  const acc_t coef = scale * math::gradient_coefficient(sq, rho);
+  for (int64_t k = 0; k < dim; ++k) {
+    bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+  }
+}
+
+// Row i of the forward for any D.
+template <typename feat_t, typename center_t, typename acc_t>
+C10_ALWAYS_INLINE void forward_row_any_dim(const typename Io<feat_t>::raw* x, const int64_t* y,
+                                           const center_t* c, int64_t dim, acc_t rho, acc_t scale,
+                                           acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
+  const typename Io<feat_t>::raw* xi = x + i * dim;
+  const center_t* ci = c + y[i] * dim;
+  const acc_t sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
+  finish_row<feat_t, center_t, acc_t>(xi, ci, dim, sq, rho, scale, loss, basis + i * dim, i);
+}
+
+// The same out of line, for the class-group loop of the one-pass step (center_step_cpu.cpp):
+// inlined there, that step ran slower at D = 512 (bench_op_cpu BM_Kernels), while the batch-order
+// loop of the forward is faster with the row inlined (D = 128).
+template <typename feat_t, typename center_t, typename acc_t>
+C10_NOINLINE void forward_row_out_of_line(const typename Io<feat_t>::raw* x, const int64_t* y,
+                                          const center_t* c, int64_t dim, acc_t rho, acc_t scale,
+                                          acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
+  forward_row_any_dim<feat_t, center_t, acc_t>(x, y, c, dim, rho, scale, loss, basis, i);
+}
+
 // Row i of the forward. kDim > 0: D known at compile time (D <= kLanes), so the row is fully
 // unrolled; its squared distance is the plain sum in column order, which is what
 // squared_distance gives for D <= kLanes (each lane holds one term, the others add +0), so the
-// result is bitwise the same as the general path.
-template <int kDim, typename feat_t, typename center_t, typename acc_t>
-void forward_row(const typename Io<feat_t>::raw* x, const int64_t* y, const center_t* c,
-                 int64_t runtime_dim, acc_t rho, acc_t scale, acc_t* loss,
-                 typename Io<feat_t>::raw* basis, int64_t i) {
-  using raw_t = typename Io<feat_t>::raw;
-  const int64_t dim = kDim > 0 ? kDim : runtime_dim;
-  const raw_t* xi = x + i * dim;
-  const center_t* ci = c + y[i] * dim;
-  acc_t sq;
+// result is bitwise the same as the general path. kOutOfLine: the general path as a call.
+template <int kDim, typename feat_t, typename center_t, typename acc_t, bool kOutOfLine = false>
+C10_ALWAYS_INLINE void forward_row(const typename Io<feat_t>::raw* x, const int64_t* y,
+                                   const center_t* c, int64_t runtime_dim, acc_t rho, acc_t scale,
+                                   acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
   if constexpr (kDim > 0) {
     static_assert(kDim <= kLanes);
-    sq = acc_t(0);
+    const typename Io<feat_t>::raw* xi = x + i * kDim;
+    const center_t* ci = c + y[i] * kDim;
+    acc_t sq = acc_t(0);
     for (int k = 0; k < kDim; ++k) {
       const acc_t d = read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k]);
       sq += d * d;
     }
+    finish_row<feat_t, center_t, acc_t>(xi, ci, kDim, sq, rho, scale, loss, basis + i * kDim, i);
+  } else if constexpr (kOutOfLine) {
+    forward_row_out_of_line<feat_t, center_t, acc_t>(x, y, c, runtime_dim, rho, scale, loss, basis, i);
   } else {
-    sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
-  }
-  loss[i] = math::sample_loss(sq, rho);
-  const acc_t coef = scale * math::gradient_coefficient(sq, rho);
-  raw_t* bi = basis + i * dim;
-  for (int64_t k = 0; k < dim; ++k) {
-    bi[k] = Io<feat_t>::store(coef * (read<feat_t, acc_t>(xi[k]) - static_cast<acc_t>(ci[k])));
+    forward_row_any_dim<feat_t, center_t, acc_t>(x, y, c, runtime_dim, rho, scale, loss, basis, i);
   }
 }
 
