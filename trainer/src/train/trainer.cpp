@@ -84,6 +84,106 @@ torch::Tensor epoch_order(uint64_t seed, int64_t epoch, int64_t n) {
 }
 
 
+namespace {
+
+// Rank 0 locks the folder and decides whether to resume (refusing another run's folder); the
+// other ranks read what it had when they started.
+bool open_run_folder(const RunOptions& options, bool main, std::optional<FolderLock>& lock) {
+  const std::string& dir = options.out_dir;
+  if (main) {
+    lock.emplace(dir);  // before anything is read from or written to the folder
+    return prepare_run_folder(dir, options.start);
+  }
+  return options.start == StartMode::Resume ||
+         (options.start == StartMode::ResumeAuto && is_file(path_join(dir, kCheckpointFile)));
+}
+
+// Restores the checkpoint into `state` and checks that this run can go on from it.
+void restore_checkpoint(TrainState& state, const TrainConfig& config, const RunOptions& options,
+                        bool main, int64_t steps_per_epoch) {
+  const std::string checkpoint = path_join(options.out_dir, kCheckpointFile);
+  const auto file = options.checkpoint ? options.checkpoint : std::make_shared<CheckpointFile>(checkpoint);
+  file->restore(state);
+  if (main) {
+    fmt::print(stderr, "resuming {} after epoch {}{}\n", checkpoint, state.epoch,
+               state.progress.step > 0 ? fmt::format(", step {} of {}", state.progress.step, steps_per_epoch)
+                                       : std::string());
+  }
+  if (const int before = file->config().threads; before != config.threads) {
+    fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
+               "bitwise the same as an uninterrupted one\n", config.threads, before);
+  }
+  const int64_t reached = state.epoch + (state.progress.step > 0 ? 1 : 0);
+  if (config.epochs < reached) {
+    throw std::invalid_argument(fmt::format("{} has {} epochs; --epochs must be at least that",
+                                            checkpoint, reached));
+  }
+  if (state.progress.step > steps_per_epoch) {
+    throw std::runtime_error(fmt::format("{} is at step {} of an epoch of {} steps: the training "
+                                         "data changed", checkpoint, state.progress.step, steps_per_epoch));
+  }
+  remove_files(options.out_dir, {"diverged.json"});  // this run goes on; a new divergence writes it again
+}
+
+// config.json, and metrics.jsonl opened for appending. On a resume it keeps the lines the
+// checkpoint has seen: the epochs it completed and the step lines of the epoch in progress up
+// to its position.
+MetricsWriter open_run_files(const TrainConfig& config, const std::string& dir, bool resume,
+                             const TrainState& state, int64_t steps_per_epoch) {
+  write_file_atomic(path_join(dir, "config.json"),
+                    [&](std::ostream& out) { out << to_json(config).dump(2) << '\n'; });
+  const int64_t done_epochs = state.epoch, done_steps = state.epoch * steps_per_epoch + state.progress.step;
+  return MetricsWriter(path_join(dir, "metrics.jsonl"),
+                       resume ? std::function<bool(const nlohmann::json&)>(
+                                    [done_epochs, done_steps](const nlohmann::json& r) {
+                                      return metrics_line_kept(r, done_epochs, done_steps);
+                                    })
+                              : std::function<bool(const nlohmann::json&)>());
+}
+
+// The message of a diverged run, also written to DIR/diverged.json by rank 0.
+TrainingDiverged diverged(const TrainingDiverged& e, const std::string& saved, const std::string& dir,
+                          bool main) {
+  const std::string kept = saved.empty() ? "No checkpoint had been written yet"
+                                         : "The last good checkpoint, " + saved + ", is kept";
+  const std::string message = fmt::format(
+      "{}: training stopped. {}. Lower --lr (or check the data) and start again with "
+      "--overwrite; --on-nonfinite continue trains on regardless", e.what(), kept);
+  if (main) {
+    write_file_atomic(path_join(dir, "diverged.json"), [&](std::ostream& out) {
+      out << nlohmann::json{{"message", message}, {"checkpoint", saved.empty() ? nlohmann::json() : nlohmann::json(saved)}}.dump(2) << '\n';
+    });
+  }
+  return TrainingDiverged(message);
+}
+
+// An epoch's line in metrics.jsonl and on stderr.
+void report_epoch(MetricsWriter& metrics, const TrainConfig& config, const TrainState& state,
+                  const Dataset& train_data, int64_t epoch, double lr, const EpochStats& stats,
+                  const Accuracy& test) {
+  const double ms_per_step = 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1);
+  const double images_per_s = stats.images / std::max(stats.seconds, 1e-9);
+  metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
+                 {"train_softmax", stats.softmax}, {"train_center", stats.center},
+                 {"train_accuracy", stats.accuracy}, {"test_accuracy", or_null(test.accuracy, test.count)},
+                 {"test_softmax", or_null(test.softmax_loss, test.count)}, {"seconds", stats.seconds},
+                 {"ms_per_step", ms_per_step},
+                 {"skipped_updates", state.center_loss->skipped_updates()},
+                 {"images_per_s", images_per_s},
+                 {"decode_images_per_s", stats.loader.images_per_second()},
+                 {"loader_threads", config.loader_threads},
+                 {"data_wait_s", stats.loader.wait_seconds},
+                 {"bad_images", train_data.skip_bad ? train_data.skip_bad->count() : 0}});
+  fmt::print(stderr, "epoch {}: {}, {:.1f} ms/step, {:.0f} images/s (loader: {:.0f} images/s per "
+             "thread, step waited {:.1f} s for data)\n", epoch, test_text(test), ms_per_step,
+             images_per_s, stats.loader.images_per_second(), stats.loader.wait_seconds);
+  if (train_data.skip_bad && train_data.skip_bad->count() > 0) {
+    fmt::print(stderr, "warning: {}\n", train_data.skip_bad->summary());
+  }
+}
+
+}  // namespace
+
 TrainSummary train(TrainConfig config, const RunOptions& options) {
   // Signals first: a Ctrl-C while the data loads stops the run at its first step boundary.
   StopSignals signals;
@@ -102,14 +202,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
   const std::string& dir = options.out_dir;
   const std::string checkpoint = path_join(dir, kCheckpointFile);
   std::optional<FolderLock> lock;
-  bool resume = false;
-  if (main) {
-    lock.emplace(dir);  // before anything is read from or written to the folder
-    resume = prepare_run_folder(dir, options.start);
-  } else {  // rank 0 prepares the folder; the others read what it had when they started
-    resume = options.start == StartMode::Resume ||
-             (options.start == StartMode::ResumeAuto && is_file(checkpoint));
-  }
+  const bool resume = open_run_folder(options, main, lock);
   if (dp && options.skip_bad_images) {
     // A rank whose batch lost every image would leave the others waiting in a collective.
     throw std::invalid_argument("--skip-bad-images is not supported with several processes: "
@@ -122,45 +215,10 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
 
   TrainState state = make_state(config, dp ? dp->group() : nullptr);
   state.data_parallel = dp;
-  if (resume) {
-    const auto file = options.checkpoint ? options.checkpoint
-                                         : std::make_shared<CheckpointFile>(checkpoint);
-    file->restore(state);
-    if (main) {
-      fmt::print(stderr, "resuming {} after epoch {}{}\n", checkpoint, state.epoch,
-                 state.progress.step > 0 ? fmt::format(", step {} of {}", state.progress.step, steps_per_epoch)
-                                         : std::string());
-    }
-    if (const int before = file->config().threads; before != config.threads) {
-      fmt::print(stderr, "warning: {} threads, the run had {}: the continued run will not be "
-                 "bitwise the same as an uninterrupted one\n", config.threads, before);
-    }
-    const int64_t reached = state.epoch + (state.progress.step > 0 ? 1 : 0);
-    if (config.epochs < reached) {
-      throw std::invalid_argument(fmt::format("{} has {} epochs; --epochs must be at least that",
-                                              checkpoint, reached));
-    }
-    if (state.progress.step > steps_per_epoch) {
-      throw std::runtime_error(fmt::format("{} is at step {} of an epoch of {} steps: the training "
-                                           "data changed", checkpoint, state.progress.step, steps_per_epoch));
-    }
-    remove_files(dir, {"diverged.json"});  // this run goes on; a new divergence writes it again
-  }
+  if (resume) restore_checkpoint(state, config, options, main, steps_per_epoch);
   if (dp) start_data_parallel(state);
-  // On a resume, keep the lines the checkpoint has seen: the epochs it completed and the step
-  // lines of the epoch in progress up to its position. Rank 0 alone writes.
-  std::optional<MetricsWriter> metrics;
-  if (main) {
-    write_file_atomic(path_join(dir, "config.json"),
-                      [&](std::ostream& out) { out << to_json(config).dump(2) << '\n'; });
-    const int64_t done_epochs = state.epoch, done_steps = state.epoch * steps_per_epoch + state.progress.step;
-    metrics.emplace(path_join(dir, "metrics.jsonl"),
-                    resume ? std::function<bool(const nlohmann::json&)>(
-                                 [done_epochs, done_steps](const nlohmann::json& r) {
-                                   return metrics_line_kept(r, done_epochs, done_steps);
-                                 })
-                           : std::function<bool(const nlohmann::json&)>());
-  }
+  std::optional<MetricsWriter> metrics;  // rank 0 alone writes
+  if (main) metrics.emplace(open_run_files(config, dir, resume, state, steps_per_epoch));
 
   // Where the last checkpoint on disk stands, for the messages of a stop.
   std::string saved = resume ? fmt::format("{} (after epoch {}, step {})", checkpoint, state.epoch,
@@ -211,17 +269,7 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
                           options.progress && main, main ? &*metrics : nullptr, epoch, after_step,
                           options.on_nonfinite);
     } catch (const TrainingDiverged& e) {
-      const std::string kept = saved.empty() ? "No checkpoint had been written yet"
-                                             : "The last good checkpoint, " + saved + ", is kept";
-      const std::string message = fmt::format(
-          "{}: training stopped. {}. Lower --lr (or check the data) and start again with "
-          "--overwrite; --on-nonfinite continue trains on regardless", e.what(), kept);
-      if (main) {
-        write_file_atomic(path_join(dir, "diverged.json"), [&](std::ostream& out) {
-          out << nlohmann::json{{"message", message}, {"checkpoint", saved.empty() ? nlohmann::json() : nlohmann::json(saved)}}.dump(2) << '\n';
-        });
-      }
-      throw TrainingDiverged(message);
+      throw diverged(e, saved, dir, main);
     }
     step_seconds += stats.seconds - first_seconds;  // this process's steps only
     steps_run += stats.steps - first_step;
@@ -232,27 +280,9 @@ TrainSummary train(TrainConfig config, const RunOptions& options) {
     // The epoch's line first, then the checkpoint: a crash in between resumes from the previous
     // checkpoint, which drops this line again (records of later epochs are not kept), so the
     // file never lacks the line of an epoch the checkpoint has.
-    metrics->write({{"kind", "epoch"}, {"epoch", epoch}, {"lr", lr},
-                   {"train_softmax", stats.softmax}, {"train_center", stats.center},
-                   {"train_accuracy", stats.accuracy}, {"test_accuracy", or_null(test.accuracy, test.count)},
-                   {"test_softmax", or_null(test.softmax_loss, test.count)}, {"seconds", stats.seconds},
-                   {"ms_per_step", 1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1)},
-                   {"skipped_updates", state.center_loss->skipped_updates()},
-                   {"images_per_s", stats.images / std::max(stats.seconds, 1e-9)},
-                   {"decode_images_per_s", stats.loader.images_per_second()},
-                   {"loader_threads", config.loader_threads},
-                   {"data_wait_s", stats.loader.wait_seconds},
-                   {"bad_images", train_data.skip_bad ? train_data.skip_bad->count() : 0}});
+    report_epoch(*metrics, config, state, train_data, epoch, lr, stats, test);
     save();
     clock.reset();
-    fmt::print(stderr, "epoch {}: {}, {:.1f} ms/step, {:.0f} images/s (loader: {:.0f} images/s per "
-               "thread, step waited {:.1f} s for data)\n", epoch, test_text(test),
-               1000.0 * stats.seconds / std::max<int64_t>(stats.steps, 1),
-               stats.images / std::max(stats.seconds, 1e-9), stats.loader.images_per_second(),
-               stats.loader.wait_seconds);
-    if (train_data.skip_bad && train_data.skip_bad->count() > 0) {
-      fmt::print(stderr, "warning: {}\n", train_data.skip_bad->summary());
-    }
   }
   stop_if_signalled(false);  // the last epoch's checkpoint is on disk
   summary.epochs = state.epoch;
