@@ -66,69 +66,76 @@ std::vector<int64_t> to_vector(const torch::Tensor& labels) {
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
-void run_openset(const OpensetArgs& args) {
-  torch::set_num_threads(args.threads);
-  trainer::TrainState state = trainer::load_run(args.run_dir);
-  const trainer::TrainConfig& config = state.config;
-  const auto split = trainer::parse_split(args.split);
-  const std::string data_dir = args.data_dir.empty() ? trainer::default_data_dir(config, split) : args.data_dir;
-  const trainer::Dataset data = trainer::load_data_for_run(config, data_dir, split);
-  const bool image_folder = !data.files.empty();
-  if (image_folder && !args.class_names_file.empty()) {
-    throw std::invalid_argument("--class-names: an image folder names its classes by its sub-folders");
-  }
-  const std::vector<int64_t> labels = to_vector(data.labels);
-
-  // Held-out classes: given, or every class of the data the run did not train on.
+// Held-out classes: given, or (without a pairs file) every class of the data the run did not
+// train on. Empty with a pairs file and no --holdout: the pairs decide (openset_pairs).
+std::vector<int64_t> heldout_classes(const OpensetArgs& args, const trainer::TrainConfig& config,
+                                     const std::vector<int64_t>& labels) {
+  if (!args.holdout.empty()) return trainer::parse_id_list(args.holdout, "--holdout");
   std::vector<int64_t> heldout;
-  if (!args.holdout.empty()) {
-    heldout = trainer::parse_id_list(args.holdout, "--holdout");
-  } else if (args.pairs_file.empty()) {
-    const std::set<int64_t> trained(config.classes.begin(), config.classes.end());
-    const std::set<int64_t> present(labels.begin(), labels.end());
-    for (int64_t c : present) {
-      if (!trained.count(c)) heldout.push_back(c);
-    }
-    if (heldout.empty()) {
-      throw std::invalid_argument(
-          "the run trained on every class of the data: give --holdout or --pairs");
-    }
+  if (!args.pairs_file.empty()) return heldout;
+  const std::set<int64_t> trained(config.classes.begin(), config.classes.end());
+  const std::set<int64_t> present(labels.begin(), labels.end());
+  for (int64_t c : present) {
+    if (!trained.count(c)) heldout.push_back(c);
   }
+  if (heldout.empty()) {
+    throw std::invalid_argument("the run trained on every class of the data: give --holdout or --pairs");
+  }
+  return heldout;
+}
+
+struct OpensetPairs {
   std::vector<Pair> pairs;
-  std::string pair_source;
-  if (!args.pairs_file.empty()) {
-    const PairList list = read_lfw_pairs_file(args.pairs_file);
-    if (list.sets < 2) {
-      // The verification accuracy takes each set's threshold from the other sets.
-      throw std::invalid_argument(fmt::format(
-          "{}: one set of pairs; openset cross-validates the verification threshold over the "
-          "sets (fitted on the others), so it needs at least 2 (header 'SETS PAIRS_PER_SET')",
-          args.pairs_file));
-    }
-    if (image_folder) {
-      pairs = resolve_pairs_to_files(list, data_dir, data.files, labels);
-    } else {
-      const auto names = args.class_names_file.empty() ? std::vector<std::string>{}
-                                                       : read_class_names_file(args.class_names_file);
-      pairs = resolve_pairs(list, labels, names);
-    }
-    pair_source = args.pairs_file;
-    if (heldout.empty()) {  // identification and statistics on the classes the pairs use
-      std::set<int64_t> used;
-      for (const Pair& p : pairs) used.insert({labels[p.a], labels[p.b]});
-      heldout.assign(used.begin(), used.end());
-    }
-  } else {
+  std::string source;  // the pairs file, or "sampled"
+};
+
+// The pairs of the verification protocol: read from --pairs (resolved to the data's samples)
+// or sampled over the held-out classes. An empty `heldout` becomes the classes the pairs use.
+OpensetPairs openset_pairs(const OpensetArgs& args, const trainer::Dataset& data,
+                           const std::string& data_dir, const std::vector<int64_t>& labels,
+                           std::vector<int64_t>& heldout) {
+  OpensetPairs out;
+  if (args.pairs_file.empty()) {
     PairSamplerOptions po;
     po.folds = args.folds;
     po.same_per_fold = args.pairs_per_fold;
     po.different_per_fold = args.pairs_per_fold;
     po.seed = args.pair_seed;
-    pairs = sample_pairs(labels, heldout, po);
-    pair_source = "sampled";
+    out.pairs = sample_pairs(labels, heldout, po);
+    out.source = "sampled";
+    return out;
   }
-  // Classes the run trained on are not open-set: warn for any among the held-out classes or
-  // those the pairs use (from --holdout, or from a pairs file), and record them.
+  const PairList list = read_lfw_pairs_file(args.pairs_file);
+  if (list.sets < 2) {
+    // The verification accuracy takes each set's threshold from the other sets.
+    throw std::invalid_argument(fmt::format(
+        "{}: one set of pairs; openset cross-validates the verification threshold over the "
+        "sets (fitted on the others), so it needs at least 2 (header 'SETS PAIRS_PER_SET')",
+        args.pairs_file));
+  }
+  if (!data.files.empty()) {
+    out.pairs = resolve_pairs_to_files(list, data_dir, data.files, labels);
+  } else {
+    const auto names = args.class_names_file.empty() ? std::vector<std::string>{}
+                                                     : read_class_names_file(args.class_names_file);
+    out.pairs = resolve_pairs(list, labels, names);
+  }
+  out.source = args.pairs_file;
+  if (heldout.empty()) {  // identification and statistics on the classes the pairs use
+    std::set<int64_t> used;
+    for (const Pair& p : out.pairs) used.insert({labels[p.a], labels[p.b]});
+    heldout.assign(used.begin(), used.end());
+  }
+  return out;
+}
+
+// Classes the run trained on are not open-set: warns for any among the held-out classes or
+// those the pairs use (from --holdout, or from a pairs file), and returns them.
+std::vector<int64_t> trained_classes_evaluated(const trainer::TrainConfig& config,
+                                               const trainer::Dataset& data,
+                                               const std::vector<int64_t>& labels,
+                                               const std::vector<int64_t>& heldout,
+                                               const std::vector<Pair>& pairs) {
   std::set<int64_t> evaluated(heldout.begin(), heldout.end());
   for (const Pair& p : pairs) evaluated.insert({labels[p.a], labels[p.b]});
   std::vector<int64_t> trained_on;
@@ -136,52 +143,16 @@ void run_openset(const OpensetArgs& args) {
     if (std::count(config.classes.begin(), config.classes.end(), c)) {
       trained_on.push_back(c);
       fmt::print(stderr, "warning: class {}{} was trained on: not open-set\n", c,
-                 image_folder ? " (" + data.class_names[static_cast<size_t>(c)] + ")" : "");
+                 data.files.empty() ? "" : " (" + data.class_names[static_cast<size_t>(c)] + ")");
     }
   }
+  return trained_on;
+}
 
-  // Pairs are resolved first: a bad pairs file fails before the embedding.
-  fmt::print(stderr, "openset: embedding {} images of {}{}\n", data.size(), data_dir,
-             args.flip_concat ? " (and their mirror images: --flip-concat)" : "");
-  trainer::EmbedOptions embed_options;
-  embed_options.loader_threads = args.loader_threads;
-  embed_options.flip_concat = args.flip_concat;
-  embed_options.progress = true;
-  const trainer::Embedding emb = trainer::embed(state.model, data, embed_options);
-  const trainer::Accuracy closed = trainer::closed_set_accuracy(emb, config.classes);
-
-  OpenSetOptions options;
-  options.similarity = parse_similarity(args.similarity);
-  options.normalize = args.normalize;
-  options.gallery_per_class = args.gallery_per_class;
-  options.seed = args.split_seed;
-  const OpenSetReport report = evaluate_openset(emb.features, labels, pairs, heldout, options);
-  const torch::Tensor seen_x = args.normalize ? l2_normalize(emb.features) : emb.features;
-
-  nlohmann::json j;
-  j["run"] = args.run_dir;
-  j["epoch"] = state.epoch;
-  j["config"] = trainer::to_json(config);
-  j["data_dir"] = data_dir;
-  j["split"] = args.split;
-  j["flip_concat"] = args.flip_concat;
-  if (image_folder) j["class_names"] = data.class_names;  // label id -> class folder
-  j["closed_set"] = {{"accuracy", closed.accuracy},
-                     {"softmax_loss", closed.softmax_loss},
-                     {"samples", closed.count},
-                     {"classes", config.classes}};
-  // A folder of other identities (LFW) holds no sample of the trained classes.
-  j["feature_stats_seen"] = closed.count > 0 ? to_json(feature_stats(seen_x, labels, config.classes))
-                                             : nlohmann::json(nullptr);
-  j["open_set"] = to_json(report);
-  j["open_set"]["pairs_source"] = pair_source;
-  j["open_set"]["pair_seed"] = args.pair_seed;
-  j["open_set"]["trained_classes_evaluated"] = trained_on;  // should be empty
-
-  const std::string out =
-      args.out.empty() ? trainer::path_join(args.run_dir, "openset.json") : args.out;
-  trainer::write_file_atomic(out, [&](std::ostream& f) { f << j.dump(2) << "\n"; });
-
+// The numbers openset prints (the same as openset.json holds).
+void print_openset_summary(const trainer::TrainConfig& config, const trainer::Accuracy& closed,
+                           const OpenSetReport& report, const std::string& pair_source,
+                           const nlohmann::json& seen, const std::string& out) {
   const VerificationReport& v = report.verification;
   if (closed.count > 0) {
     fmt::print("closed-set accuracy  {:.4f} ({} samples of classes {})\n", closed.accuracy,
@@ -202,12 +173,72 @@ void run_openset(const OpensetArgs& args) {
   }
   fmt::print("rank-1 identification {:.4f} ({} probes, gallery {} per class)\n",
              report.rank1.accuracy, report.rank1.probes, report.gallery_per_class);
-  const nlohmann::json& seen = j["feature_stats_seen"];
   fmt::print("intra / inter        {:.4f} / {:.4f} = {:.4f} (held-out), {} (seen)\n",
              report.stats.intra, report.stats.inter, report.stats.ratio,
              !seen.contains("ratio") || seen["ratio"].is_null() ? std::string("n/a")
                                                       : fmt::format("{:.4f}", seen["ratio"].get<double>()));
   fmt::print("metrics              {}\n", out);
+}
+
+void run_openset(const OpensetArgs& args) {
+  torch::set_num_threads(args.threads);
+  trainer::TrainState state = trainer::load_run(args.run_dir);
+  const trainer::TrainConfig& config = state.config;
+  const auto split = trainer::parse_split(args.split);
+  const std::string data_dir = args.data_dir.empty() ? trainer::default_data_dir(config, split) : args.data_dir;
+  const trainer::Dataset data = trainer::load_data_for_run(config, data_dir, split);
+  const bool image_folder = !data.files.empty();
+  if (image_folder && !args.class_names_file.empty()) {
+    throw std::invalid_argument("--class-names: an image folder names its classes by its sub-folders");
+  }
+  const std::vector<int64_t> labels = to_vector(data.labels);
+  std::vector<int64_t> heldout = heldout_classes(args, config, labels);
+  const OpensetPairs pairs = openset_pairs(args, data, data_dir, labels, heldout);
+  const std::vector<int64_t> trained_on =
+      trained_classes_evaluated(config, data, labels, heldout, pairs.pairs);
+
+  // Pairs are resolved first: a bad pairs file fails before the embedding.
+  fmt::print(stderr, "openset: embedding {} images of {}{}\n", data.size(), data_dir,
+             args.flip_concat ? " (and their mirror images: --flip-concat)" : "");
+  trainer::EmbedOptions embed_options;
+  embed_options.loader_threads = args.loader_threads;
+  embed_options.flip_concat = args.flip_concat;
+  embed_options.progress = true;
+  const trainer::Embedding emb = trainer::embed(state.model, data, embed_options);
+  const trainer::Accuracy closed = trainer::closed_set_accuracy(emb, config.classes);
+
+  OpenSetOptions options;
+  options.similarity = parse_similarity(args.similarity);
+  options.normalize = args.normalize;
+  options.gallery_per_class = args.gallery_per_class;
+  options.seed = args.split_seed;
+  const OpenSetReport report = evaluate_openset(emb.features, labels, pairs.pairs, heldout, options);
+  const torch::Tensor seen_x = args.normalize ? l2_normalize(emb.features) : emb.features;
+
+  nlohmann::json j;
+  j["run"] = args.run_dir;
+  j["epoch"] = state.epoch;
+  j["config"] = trainer::to_json(config);
+  j["data_dir"] = data_dir;
+  j["split"] = args.split;
+  j["flip_concat"] = args.flip_concat;
+  if (image_folder) j["class_names"] = data.class_names;  // label id -> class folder
+  j["closed_set"] = {{"accuracy", closed.accuracy},
+                     {"softmax_loss", closed.softmax_loss},
+                     {"samples", closed.count},
+                     {"classes", config.classes}};
+  // A folder of other identities (LFW) holds no sample of the trained classes.
+  j["feature_stats_seen"] = closed.count > 0 ? to_json(feature_stats(seen_x, labels, config.classes))
+                                             : nlohmann::json(nullptr);
+  j["open_set"] = to_json(report);
+  j["open_set"]["pairs_source"] = pairs.source;
+  j["open_set"]["pair_seed"] = args.pair_seed;
+  j["open_set"]["trained_classes_evaluated"] = trained_on;  // should be empty
+
+  const std::string out =
+      args.out.empty() ? trainer::path_join(args.run_dir, "openset.json") : args.out;
+  trainer::write_file_atomic(out, [&](std::ostream& f) { f << j.dump(2) << "\n"; });
+  print_openset_summary(config, closed, report, pairs.source, j["feature_stats_seen"], out);
 
   if (args.plot) {
     const std::string png = trainer::path_join(trainer::parent_dir(out), "openset_roc.png");

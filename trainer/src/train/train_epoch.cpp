@@ -33,6 +33,46 @@ std::vector<torch::Tensor> trained_tensors(TrainState& state) {
   return tensors;
 }
 
+// The optimizers' steps. The centers' gradient reaches them scaled by lambda (through the loss);
+// their own optimizer (update "gradient") gets it unscaled, so that alpha does not depend on
+// lambda, as in the paper.
+void step_optimizers(TrainState& state) {
+  state.optimizer->step();
+  if (!state.center_optimizer) return;
+  if (state.config.lambda > 0) {
+    torch::NoGradGuard no_grad;
+    for (auto& param : state.center_loss->parameters()) {
+      if (param.grad().defined()) param.grad().div_(state.config.lambda);
+    }
+  }
+  state.center_optimizer->step();
+}
+
+// A step's numbers into the epoch's running sums and the logging window.
+void add_step(EpochProgress& p, const StepNumbers& numbers) {
+  p.softmax += numbers.softmax;
+  p.center += numbers.center;
+  p.correct += numbers.hits;
+  p.seen += numbers.rows;
+  p.window_softmax += numbers.softmax;
+  p.window_center += numbers.center;
+  p.window_correct += numbers.hits;
+  p.window_count += numbers.rows;
+  ++p.window_steps;
+}
+
+// The logging window's means as a "step" line of metrics.jsonl; the window starts again.
+void write_step_line(MetricsWriter& metrics, EpochProgress& p, int64_t epoch, int64_t step,
+                     int64_t steps, double lr) {
+  metrics.write({{"kind", "step"}, {"epoch", epoch}, {"step", (epoch - 1) * steps + step + 1},
+                 {"epoch_progress", epoch - 1 + static_cast<double>(step + 1) / steps},
+                 {"softmax", p.window_softmax / p.window_steps},
+                 {"center", p.window_center / p.window_steps},
+                 {"accuracy", static_cast<double>(p.window_correct) / p.window_count}, {"lr", lr}});
+  p.window_softmax = p.window_center = 0;
+  p.window_correct = p.window_count = p.window_steps = 0;
+}
+
 }  // namespace
 
 EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tensor& targets,
@@ -112,38 +152,12 @@ EpochStats train_epoch(TrainState& state, const Dataset& data, const torch::Tens
       state.data_parallel->average_gradients(trained_tensors(state), step, numbers);
       check_finite(numbers.softmax, numbers.center);
     }
-    state.optimizer->step();
-    if (state.center_optimizer) {
-      if (config.lambda > 0) {
-        torch::NoGradGuard no_grad;
-        for (auto& param : state.center_loss->parameters()) {
-          if (param.grad().defined()) param.grad().div_(config.lambda);
-        }
-      }
-      state.center_optimizer->step();
-    }
-
-    const double s = numbers.softmax, c = numbers.center;
-    const int64_t hits = numbers.hits;
-    p.softmax += s;
-    p.center += c;
-    p.correct += hits;
-    p.seen += numbers.rows;
-    p.window_softmax += s;
-    p.window_center += c;
-    p.window_correct += hits;
-    p.window_count += numbers.rows;
-    ++p.window_steps;
+    step_optimizers(state);
+    add_step(p, numbers);
     p.step = step + 1;
     p.seconds = seconds_before + seconds_since(start);
     if (metrics != nullptr && (p.window_steps == config.log_every || step + 1 == steps)) {
-      metrics->write({{"kind", "step"}, {"epoch", epoch}, {"step", (epoch - 1) * steps + step + 1},
-                      {"epoch_progress", epoch - 1 + static_cast<double>(step + 1) / steps},
-                      {"softmax", p.window_softmax / p.window_steps},
-                      {"center", p.window_center / p.window_steps},
-                      {"accuracy", static_cast<double>(p.window_correct) / p.window_count}, {"lr", lr}});
-      p.window_softmax = p.window_center = 0;
-      p.window_correct = p.window_count = p.window_steps = 0;
+      write_step_line(*metrics, p, epoch, step, steps, lr);
     }
     bar.update(step + 1, fields);
     if (after_step) after_step(state);
