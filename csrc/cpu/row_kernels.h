@@ -89,8 +89,7 @@ C10_ALWAYS_INLINE void forward_row_any_dim(const typename Io<feat_t>::raw* x, co
 }
 
 // The same out of line, for the class-group loop of the one-pass step (center_step_cpu.cpp):
-// inlined there, that step ran slower at D = 512 (bench_op_cpu BM_Kernels), while the batch-order
-// loop of the forward is faster with the row inlined (D = 128).
+// inlined there, that step ran slower at D = 512 (bench_op_cpu BM_Kernels).
 template <typename feat_t, typename center_t, typename acc_t>
 C10_NOINLINE void forward_row_out_of_line(const typename Io<feat_t>::raw* x, const int64_t* y,
                                           const center_t* c, int64_t dim, acc_t rho, acc_t scale,
