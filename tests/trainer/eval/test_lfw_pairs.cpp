@@ -6,16 +6,14 @@
 #include <string>
 
 #include "eval/lfw_pairs.h"
+#include "pairs_text.h"
 #include "test_util.h"
 
 using namespace centerloss::eval;
 
 namespace {
 
-PairList parse(const std::string& text) {
-  std::istringstream in(text);
-  return read_lfw_pairs(in, "test.txt");
-}
+PairList parse(const std::string& text) { return parse_pairs(text, "test.txt"); }
 
 // Expects a parse error whose message mentions `where` (e.g. "test.txt:3:").
 void expect_parse_error(const std::string& text, const std::string& where) {
