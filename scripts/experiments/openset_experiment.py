@@ -69,11 +69,12 @@ _child = None  # the command now running, for the signal handlers
 
 def _forward_and_stop(signum, _frame):
     # SIGTERM, not the signal itself: after a Ctrl-C the trainer has already used its SIGINT
-    # handler, and its SIGTERM one makes it write a checkpoint too.
-    if _child is not None and _child.poll() is None:
-        _child.send_signal(signal.SIGTERM)
-        _child.wait()
-    raise Stopped(128 + signum)
+    # handler, and its SIGTERM one makes it write a checkpoint too. The handler interrupts
+    # run()'s wait, which holds Popen's wait lock: waiting (or polling) here would deadlock, so it
+    # only signals; that wait resumes, sees the trainer stop and raises Stopped.
+    if _child is None:
+        raise Stopped(128 + signum)
+    os.kill(_child.pid, signal.SIGTERM)
 
 
 def _die_with_parent():

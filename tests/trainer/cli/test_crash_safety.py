@@ -238,3 +238,31 @@ def test_a_killed_driver_takes_its_trainer_down_at_a_checkpoint(tmp_path):
     assert state["epoch"].item() == 0 and state["progress_counts"][0].item() > 0
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     assert os.path.exists(os.path.join(run_dir, "openset.json"))
+
+
+def test_sigterm_to_the_driver_stops_it_and_its_trainer_at_a_checkpoint(tmp_path):
+    """SIGTERM (or Ctrl-C) to the experiment driver: it forwards SIGTERM to its trainer, which
+    writes a checkpoint, and exits 143 itself (its handler once waited on the trainer inside
+    the wait the signal had interrupted, and hung on Popen's lock); the rerun continues."""
+    script = os.path.join(ROOT, "scripts", "experiments", "openset_experiment.py")
+    out = str(tmp_path / "experiment")
+    cmd = [sys.executable, script, "--cli", CLI, "--out", out, "--resume", "auto", "--dims", "2",
+           "--lambdas", "0", "--seeds", "1", "--epochs", "2", "--train-limit", "300",
+           "--train-args", "--test-limit 100 --batch-size 30 --checkpoint-every 0 --log-every 1",
+           "--openset-args", "--folds 2 --pairs-per-fold 20"]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = os.path.join(out, "D2_lambda0_seed1")
+    metrics_file = os.path.join(run_dir, "metrics.jsonl")
+    while driver.poll() is None and not (os.path.exists(metrics_file) and os.path.getsize(metrics_file)):
+        time.sleep(0.005)  # until the first step is done
+    driver.send_signal(signal.SIGTERM)
+    try:
+        rc = driver.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        raise AssertionError("the driver did not exit within 120 s of SIGTERM")
+    assert rc == 143
+    state = checkpoint_state(run_dir)  # the trainer's SIGTERM checkpoint, within the first epoch
+    assert state["epoch"].item() == 0 and state["progress_counts"][0].item() > 0
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    assert os.path.exists(os.path.join(run_dir, "openset.json"))
