@@ -209,21 +209,33 @@ def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path):
     checkpoint_loads(out, str(tmp_path))
 
 
-def test_a_killed_driver_takes_its_trainer_down_at_a_checkpoint(tmp_path):
-    """SIGKILL to the experiment driver alone: its trainer gets SIGTERM (the kernel's
-    parent-death signal), writes a checkpoint and exits, so no orphan keeps the run's lock; the
-    driver's rerun continues."""
+def tiny_experiment(tmp_path):
+    """The open-set driver on one tiny run (2 epochs, no mid-epoch checkpoints): its command
+    line (restartable: --resume auto) and the run's folder."""
     script = os.path.join(ROOT, "scripts", "experiments", "openset_experiment.py")
     out = str(tmp_path / "experiment")
     cmd = [sys.executable, script, "--cli", CLI, "--out", out, "--resume", "auto", "--dims", "2",
            "--lambdas", "0", "--seeds", "1", "--epochs", "2", "--train-limit", "300",
            "--train-args", "--test-limit 100 --batch-size 30 --checkpoint-every 0 --log-every 1",
            "--openset-args", "--folds 2 --pairs-per-fold 20"]
+    return cmd, os.path.join(out, "D2_lambda0_seed1")
+
+
+def start_until_first_step(cmd, run_dir):
+    """Starts the driver and returns it once its trainer has done its first step."""
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = os.path.join(out, "D2_lambda0_seed1")
     metrics_file = os.path.join(run_dir, "metrics.jsonl")
     while driver.poll() is None and not (os.path.exists(metrics_file) and os.path.getsize(metrics_file)):
-        time.sleep(0.005)  # until the first step is done
+        time.sleep(0.005)
+    return driver
+
+
+def test_a_killed_driver_takes_its_trainer_down_at_a_checkpoint(tmp_path):
+    """SIGKILL to the experiment driver alone: its trainer gets SIGTERM (the kernel's
+    parent-death signal), writes a checkpoint and exits, so no orphan keeps the run's lock; the
+    driver's rerun continues."""
+    cmd, run_dir = tiny_experiment(tmp_path)
+    driver = start_until_first_step(cmd, run_dir)
     trainer = int(open(os.path.join(run_dir, ".lock")).read())
     driver.kill()
     driver.wait()
@@ -244,17 +256,8 @@ def test_sigterm_to_the_driver_stops_it_and_its_trainer_at_a_checkpoint(tmp_path
     """SIGTERM (or Ctrl-C) to the experiment driver: it forwards SIGTERM to its trainer, which
     writes a checkpoint, and exits 143 itself (its handler once waited on the trainer inside
     the wait the signal had interrupted, and hung on Popen's lock); the rerun continues."""
-    script = os.path.join(ROOT, "scripts", "experiments", "openset_experiment.py")
-    out = str(tmp_path / "experiment")
-    cmd = [sys.executable, script, "--cli", CLI, "--out", out, "--resume", "auto", "--dims", "2",
-           "--lambdas", "0", "--seeds", "1", "--epochs", "2", "--train-limit", "300",
-           "--train-args", "--test-limit 100 --batch-size 30 --checkpoint-every 0 --log-every 1",
-           "--openset-args", "--folds 2 --pairs-per-fold 20"]
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = os.path.join(out, "D2_lambda0_seed1")
-    metrics_file = os.path.join(run_dir, "metrics.jsonl")
-    while driver.poll() is None and not (os.path.exists(metrics_file) and os.path.getsize(metrics_file)):
-        time.sleep(0.005)  # until the first step is done
+    cmd, run_dir = tiny_experiment(tmp_path)
+    driver = start_until_first_step(cmd, run_dir)
     driver.send_signal(signal.SIGTERM)
     try:
         rc = driver.wait(timeout=120)
