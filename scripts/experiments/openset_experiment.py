@@ -65,13 +65,16 @@ class Stopped(Exception):
 
 
 _child = None  # the command now running, for the signal handlers
+_stop_signal = None  # set by a SIGINT/SIGTERM; run() stops the driver once its command ends
 
 
 def _forward_and_stop(signum, _frame):
     # SIGTERM, not the signal itself: after a Ctrl-C the trainer has already used its SIGINT
     # handler, and its SIGTERM one makes it write a checkpoint too. The handler interrupts
     # run()'s wait, which holds Popen's wait lock: waiting (or polling) here would deadlock, so it
-    # only signals; that wait resumes, sees the trainer stop and raises Stopped.
+    # only signals and records the stop; run() raises Stopped once its command has ended.
+    global _stop_signal
+    _stop_signal = signum
     if _child is None:
         raise Stopped(128 + signum)
     os.kill(_child.pid, signal.SIGTERM)
@@ -100,6 +103,8 @@ def run(cmd, log_path):
             _child = None
     if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
         raise Stopped(rc if rc > 0 else 128 - rc)
+    if _stop_signal is not None:  # the signal came as the command was ending: stop all the same
+        raise Stopped(128 + _stop_signal)
     return rc
 
 
