@@ -2,14 +2,16 @@
 """Results table and figures of an open-set experiment folder (openset_experiment.py).
 
     make_table.py runs/openset [--figures docs/figures/openset_]
+    make_table.py runs/openset --metrics openset_euclidean.json   # a second scoring of the runs
 
-Reads every RUN/openset.json under the folder, groups runs by (feature dimension, lambda) and
+Reads every RUN/openset.json (or RUN/<--metrics>) under the folder, groups runs by (feature dimension, lambda) and
 writes FOLDER/table.md (runs that stopped on a non-finite loss, RUN/diverged.json, are listed
 under it): mean +- sample standard deviation over seeds of closed-set accuracy,
 10-fold verification accuracy, ROC AUC, TAR at FAR 1e-2 / 1e-3, rank-1 identification and the
 held-out classes' intra/inter distance ratio. Figures (FOLDER/, and copies with the --figures
 prefix): roc.png (first seed, one panel per D), lambda.png (metrics against lambda) and
-curves.png (every run's training curves).
+curves.png (every run's training curves). With another --metrics file the table and the ROC and
+lambda figures carry its name (table_openset_euclidean.md, ...), and curves.png is not redrawn.
 """
 import argparse
 import glob
@@ -61,9 +63,9 @@ def tar(m, target):
     return float("nan")
 
 
-def load_runs(folder):
+def load_runs(folder, metrics="openset.json"):
     runs = []
-    for path in sorted(glob.glob(os.path.join(folder, "*", "openset.json"))):
+    for path in sorted(glob.glob(os.path.join(folder, "*", metrics))):
         with open(path) as f:
             m = json.load(f)
         m["run_dir"] = os.path.dirname(path)  # where it is now (the "run" it names may have moved)
@@ -72,7 +74,7 @@ def load_runs(folder):
                      "dim": int(c["feature_dim"]), "lambda": float(c["lambda"]),
                      "seed": int(c["seed"]), "seconds": run_seconds(os.path.dirname(path))})
     if not runs:
-        raise SystemExit("no */openset.json under %s" % folder)
+        raise SystemExit("no */%s under %s" % (metrics, folder))
     return runs
 
 
@@ -183,7 +185,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("folder")
     p.add_argument("--figures", default="", help="copy figures to PREFIX{roc,lambda}.png")
+    p.add_argument("--metrics", default="openset.json",
+                   help="each run's metrics file (e.g. openset_euclidean.json, from "
+                        "`centerloss openset --similarity euclidean --out ...`)")
     a = p.parse_args()
+    # Outputs of another scoring are named after it, beside the default table.
+    suffix = "" if a.metrics == "openset.json" else "_" + os.path.splitext(a.metrics)[0]
     diverged = diverged_runs(a.folder)
     if diverged and not glob.glob(os.path.join(a.folder, "*", "openset.json")):
         text = "No run finished." + diverged_note(diverged)
@@ -191,22 +198,23 @@ def main():
             f.write(text)
         print(text)
         return
-    runs = load_runs(a.folder)
+    runs = load_runs(a.folder, a.metrics)
     groups = grouped(runs)
     text = table(groups, runs) + diverged_note(diverged)
-    with open(os.path.join(a.folder, "table.md"), "w") as f:
+    with open(os.path.join(a.folder, "table%s.md" % suffix), "w") as f:
         f.write(text)
     print(text)
     made = []
-    plot_roc(groups, os.path.join(a.folder, "roc.png"))
-    made.append("roc.png")
-    plot_lambda(groups, os.path.join(a.folder, "lambda.png"))
-    made.append("lambda.png")
-    plot_curves_figure.plot_curves(
-        [("D = %d, %s" % (r["dim"], "softmax" if r["lambda"] == 0 else "lambda %g" % r["lambda"]),
-          r["dir"], (r["dim"], r["lambda"])) for r in sorted(runs, key=lambda r: (r["dim"], r["lambda"], r["seed"]))],
-        os.path.join(a.folder, "curves.png"))
-    made.append("curves.png")
+    for name, plot in (("roc", plot_roc), ("lambda", plot_lambda)):
+        plot(groups, os.path.join(a.folder, name + suffix + ".png"))
+        made.append(name + suffix + ".png")
+    if not suffix:  # the training curves do not depend on the scoring: drawn once
+        plot_curves_figure.plot_curves(
+            [("D = %d, %s" % (r["dim"], "softmax" if r["lambda"] == 0 else "lambda %g" % r["lambda"]),
+              r["dir"], (r["dim"], r["lambda"]))
+             for r in sorted(runs, key=lambda r: (r["dim"], r["lambda"], r["seed"]))],
+            os.path.join(a.folder, "curves.png"))
+        made.append("curves.png")
     for name in made:
         src = os.path.join(a.folder, name)
         print("figure", src)

@@ -61,6 +61,21 @@ def test_experiment_table_reads_the_runs(run_dir):
         assert os.path.getsize(os.path.join(folder, figure)) > 10_000
 
 
+def test_experiment_table_of_a_second_scoring(run_dir):
+    folder = os.path.dirname(run_dir)
+    run("openset", "--run", run_dir, "--pairs-per-fold", "30", "--no-plot",
+        "--similarity", "euclidean", "--out", os.path.join(run_dir, "openset_euclidean.json"))
+    script = os.path.join(ROOT, "scripts", "experiments", "make_table.py")
+    result = subprocess.run([sys.executable, script, folder, "--metrics", "openset_euclidean.json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(folder, "table_openset_euclidean.md")) as f:
+        table = f.read()
+    assert "euclidean similarity" in table and "| 8 | 0.1 |" in table
+    for figure in ("roc_openset_euclidean.png", "lambda_openset_euclidean.png"):
+        assert os.path.getsize(os.path.join(folder, figure)) > 10_000
+
+
 @pytest.mark.parametrize("option, value", [
     ("--similarity", "manhattan"),
     ("--split", "dev"),
