@@ -12,6 +12,9 @@ CMAKE_ARGS ?=
 # ccache caches the users of a precompiled header only with this sloppiness (its manual,
 # "Precompiled headers"); without it every test and trainer file is compiled again.
 export CCACHE_SLOPPINESS ?= pch_defines,time_macros
+# Relative paths in ccache's hashes, as the install tests' builds have them (install_helpers.py):
+# their library builds, at the same folder depth, then reuse this build's objects.
+export CCACHE_BASEDIR ?= $(CURDIR)
 
 .PHONY: all deps deps-test build test test-cpp test-python demo sweep clean asan-build asan fuzz asan-core asan-parsers
 
@@ -87,7 +90,7 @@ sweep: cli
 	$(BUILD)/trainer/centerloss sweep --out runs/sweep --resume auto $(SWEEP_ARGS)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-pip-wheel $(BUILD)-pip-editable
 
 # Open-set experiment (docs/openset.md, issue 4): trains softmax-only and softmax + center loss
 # runs with classes 7-9 held out, evaluates them on the held-out classes and writes the results

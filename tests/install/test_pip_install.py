@@ -2,8 +2,10 @@
 install_helpers.py), then the Python consumer script, the torch-version guard and
 centerloss.keras (the install of a torch user: the compiled package).
 
-The CMake builds live in <build dir>/pip-build-{wheel,editable} (scikit-build-core's build-dir), so
-after the first run only CMake's configure step and the packaging are repeated."""
+The CMake builds live beside the build under test, in <build dir>-pip-{wheel,editable}
+(scikit-build-core's build-dir), so after the first run only CMake's configure step and the
+packaging are repeated; at the same depth as the build under test, so that ccache (which writes
+paths relative to the build folder) gives the first run that build's objects."""
 from __future__ import annotations
 
 import json
@@ -25,8 +27,12 @@ def pip_install(python: Path, build_dir: Path, tmp_root: Path, kind: str, *args:
     defines = [f"-Ccmake.define.{name}={cache_value(build_dir, name) or 'OFF'}"
                for name in ("CENTERLOSS_WITH_CUDA", "CENTERLOSS_WERROR")]
     defines.append(f"-Ccmake.define.CMAKE_CXX_COMPILER={cache_value(build_dir, 'CMAKE_CXX_COMPILER')}")
+    # Unity batches as in the build under test: the same batch files, so the same cached objects.
+    defines += [f"-Ccmake.define.{name}={value}"
+                for name in ("CMAKE_UNITY_BUILD", "CMAKE_UNITY_BUILD_BATCH_SIZE")
+                if (value := cache_value(build_dir, name))]
     run([python, "-m", "pip", "install", "--no-build-isolation", "--no-index", "--quiet",
-         f"-Cbuild-dir={build_dir / ('pip-build-' + kind)}", *defines, *args],
+         f"-Cbuild-dir={build_dir.parent / (build_dir.name + '-pip-' + kind)}", *defines, *args],
         cwd=tmp_root, env=build_env(REPO))
 
 

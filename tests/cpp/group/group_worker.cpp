@@ -57,7 +57,9 @@ void run_case(const GroupCase& c, const ProcessGroupPtr& group, Results& out) {
   const std::vector<std::pair<std::string, int>> bad = {
       {"label", 0}, {"float_labels", 1}, {"float64_features", 1}, {"length", 0}};
   for (const auto& [what, bad_rank] : bad) {
-    auto [x, y] = group_batch(rank, world, 9, false);
+    auto batch = group_batch(rank, world, 9, false);
+    torch::Tensor& x = batch.first;  // references, not structured bindings: a lambda captures them
+    torch::Tensor& y = batch.second;
     if (rank == bad_rank) {
       if (what == "label") y[0] = kClasses;
       if (what == "float_labels") y = y.to(torch::kFloat);
