@@ -128,7 +128,7 @@ bench: build
 # UndefinedBehaviorSanitizer (and libFuzzer coverage), CUDA and benchmarks off, OpenMP off
 # (clang's OpenMP runtime is not the libgomp torch loads: the CPU kernels run on one thread
 # there). `make asan` runs the C++ tests there; `make fuzz` runs each fuzz target for
-# FUZZ_SECONDS (CI: 30).
+# FUZZ_SECONDS (.ci/run: 15 s a target; .ci/sanitizers: 60 s).
 ASAN_BUILD ?= build-asan
 # clang 16 or later: the library captures structured bindings in lambdas (C++20, which
 # clang 14, Debian's default clang, refuses); Debian 12 has clang-19. Clang 18+ mangles some
@@ -172,9 +172,9 @@ fuzz: asan-build
 	$(SANITIZER_ENV) scripts/run_fuzz.sh $(ASAN_BUILD)/tests/fuzz $(ASAN_BUILD)/fuzz \
 	  $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The LibTorch-based code that every CI run sanitizes: the same build without the trainer (the
+# A quicker sanitizer check of the library alone: the same build without the trainer (the
 # library, its C++ tests, the op's fuzz target) in $(ASAN_CORE_BUILD)/, its tests, then the op
-# target fuzzed CORE_FUZZ_SECONDS. The trainer under the sanitizers is `make asan`.
+# target fuzzed CORE_FUZZ_SECONDS. CI runs the whole of it: `make asan` and `make fuzz`.
 ASAN_CORE_BUILD ?= build-asan-core
 CORE_FUZZ_SECONDS ?= 30
 $(ASAN_CORE_BUILD)/build.ninja: deps CMakeLists.txt
@@ -187,7 +187,7 @@ asan-core: $(ASAN_CORE_BUILD)/build.ninja
 	  $(CORE_FUZZ_SECONDS) op
 
 # The parsers that need no LibTorch (tests/sanitizers/CMakeLists.txt), built alone under ASan +
-# UBSan in about a minute and fuzzed PARSER_FUZZ_SECONDS each: the sanitizer run of every CI.
+# UBSan in about a minute and fuzzed PARSER_FUZZ_SECONDS each, without LibTorch or the trainer.
 ASAN_PARSERS_BUILD ?= build-asan-parsers
 PARSER_FUZZ_SECONDS ?= 20
 PARSER_FUZZ_TARGETS = image zip pairs metrics
