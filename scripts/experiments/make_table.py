@@ -192,9 +192,9 @@ def main():
     # Outputs of another scoring are named after it, beside the default table.
     suffix = "" if a.metrics == "openset.json" else "_" + os.path.splitext(a.metrics)[0]
     diverged = diverged_runs(a.folder)
-    if diverged and not glob.glob(os.path.join(a.folder, "*", "openset.json")):
+    if diverged and not glob.glob(os.path.join(a.folder, "*", a.metrics)):
         text = "No run finished." + diverged_note(diverged)
-        with open(os.path.join(a.folder, "table.md"), "w") as f:
+        with open(os.path.join(a.folder, "table%s.md" % suffix), "w") as f:
             f.write(text)
         print(text)
         return

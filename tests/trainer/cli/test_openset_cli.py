@@ -76,6 +76,20 @@ def test_experiment_table_of_a_second_scoring(run_dir):
         assert os.path.getsize(os.path.join(folder, figure)) > 10_000
 
 
+@pytest.mark.parametrize("metrics, table", [("openset.json", "table.md"),
+                                            ("openset_euclidean.json", "table_openset_euclidean.md")])
+def test_experiment_table_when_every_run_diverged(tmp_path, metrics, table):
+    run_dir = tmp_path / "D8_lambda0.1_seed1"
+    run_dir.mkdir()
+    (run_dir / "diverged.json").write_text("{}")
+    script = os.path.join(ROOT, "scripts", "experiments", "make_table.py")
+    result = subprocess.run([sys.executable, script, str(tmp_path), "--metrics", metrics],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.md")) == [table]  # the other table untouched
+    assert "No run finished" in (tmp_path / table).read_text()
+
+
 @pytest.mark.parametrize("option, value", [
     ("--similarity", "manhattan"),
     ("--split", "dev"),
