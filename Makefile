@@ -62,10 +62,13 @@ test-cpp: build deps-test
 	cd $(BUILD) && OMP_NUM_THREADS=$(THREADS) ctest --output-on-failure -j 2
 
 # tests/python: the package and the op on every device (cuda variants skip without a GPU);
-# tests/trainer: the command line end to end.
+# tests/trainer: the command line end to end. Test files run on PYTEST_WORKERS processes
+# (pytest-xdist; one file stays in one process, so its fixtures are made once): most tests wait
+# on process starts, imports and JIT compilers on one core (PYTEST_WORKERS=0: one process).
+PYTEST_WORKERS ?= $(shell nproc)
 test-python: build deps-test
 	CENTERLOSS_CLI=$(BUILD)/trainer/centerloss OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q \
-	  tests/python tests/trainer
+	  -n $(PYTEST_WORKERS) --dist loadfile tests/python tests/trainer
 
 test: test-cpp test-python
 
@@ -152,7 +155,7 @@ ASAN_CMAKE_ARGS = -G Ninja \
   -DCMAKE_CXX_FLAGS="-fclang-abi-compat=17 -Xclang -fno-pch-timestamp" \
   -DCENTERLOSS_SANITIZE=ON -DCENTERLOSS_FUZZ=ON -DCENTERLOSS_WERROR=OFF \
   -DCENTERLOSS_WITH_CUDA=OFF -DCENTERLOSS_BUILD_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON \
-  -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=8 \
+  -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=8 -DCENTERLOSS_TEST_PER_PROGRAM=ON \
   -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
   -DPython3_EXECUTABLE="$(CURDIR)/$(PY)" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 

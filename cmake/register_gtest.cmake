@@ -1,0 +1,30 @@
+# centerloss_register_gtest(<program> LABEL <label> [ENVIRONMENT <var=value>...])
+# Registers a GoogleTest program with CTest: one CTest test per GoogleTest case (the default),
+# or, with CENTERLOSS_TEST_PER_PROGRAM, the whole program as SHARDS CTest tests (GoogleTest's
+# own sharding), for builds where starting a process is dear: under ASan each start costs
+# about a second, more than most of the tests themselves (docs/reliability.md).
+include(GoogleTest)
+function(centerloss_register_gtest program)
+  cmake_parse_arguments(arg "" "LABEL;SHARDS" "ENVIRONMENT" ${ARGN})
+  if(NOT CENTERLOSS_TEST_PER_PROGRAM)
+    set(properties LABELS ${arg_LABEL})
+    if(arg_ENVIRONMENT)
+      list(APPEND properties ENVIRONMENT "${arg_ENVIRONMENT}")
+    endif()
+    gtest_discover_tests(${program} DISCOVERY_TIMEOUT 120 PROPERTIES ${properties})
+    return()
+  endif()
+  if(NOT arg_SHARDS)
+    set(arg_SHARDS 1)
+  endif()
+  math(EXPR last "${arg_SHARDS} - 1")
+  foreach(shard RANGE ${last})
+    set(name ${program})
+    if(arg_SHARDS GREATER 1)
+      set(name ${program}_shard${shard})
+    endif()
+    add_test(NAME ${name} COMMAND ${program} WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+    set_tests_properties(${name} PROPERTIES LABELS ${arg_LABEL} ENVIRONMENT
+      "${arg_ENVIRONMENT};GTEST_TOTAL_SHARDS=${arg_SHARDS};GTEST_SHARD_INDEX=${shard}")
+  endforeach()
+endfunction()
