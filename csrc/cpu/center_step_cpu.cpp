@@ -41,8 +41,6 @@ bool all_finite(const typename Io<feat_t>::raw* x, int64_t count) {
   return finite.load();
 }
 
-// Rows grouped by class: order[group_start[g] .. group_start[g+1]) are the batch positions of
-
 bool features_finite(const at::Tensor& features) {
   bool finite = true;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(),

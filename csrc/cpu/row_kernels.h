@@ -88,8 +88,8 @@ C10_ALWAYS_INLINE void forward_row_any_dim(const typename Io<feat_t>::raw* x, co
   finish_row<feat_t, center_t, acc_t>(xi, ci, dim, sq, rho, scale, loss, basis + i * dim, i);
 }
 
-// The same out of line, for the class-group loop of the one-pass step (center_step_cpu.cpp):
-// inlined there, that step ran slower at D = 512 (bench_op_cpu BM_Kernels).
+// The same out of line, for the row loops of both passes: inlined into them, they ran slower at
+// D >= 128 (bench_op_cpu BM_Kernels; docs/benchmarks.md, "Before and after ...").
 template <typename feat_t, typename center_t, typename acc_t>
 C10_NOINLINE void forward_row_out_of_line(const typename Io<feat_t>::raw* x, const int64_t* y,
                                           const center_t* c, int64_t dim, acc_t rho, acc_t scale,
@@ -131,7 +131,8 @@ void forward_rows(const typename Io<feat_t>::raw* x, const int64_t* y, const cen
   const int64_t ahead = rows_ahead<center_t>(dim);
   for (int64_t i = begin; i < end; ++i) {
     if (i + ahead < end) prefetch_span(c + y[i + ahead] * dim, dim);
-    forward_row<kDim, feat_t, center_t, acc_t>(x, y, c, dim, rho, scale, loss, basis, i);
+    forward_row<kDim, feat_t, center_t, acc_t, /*kOutOfLine=*/true>(x, y, c, dim, rho, scale, loss,
+                                                                   basis, i);
   }
 }
 

@@ -11,6 +11,9 @@ verified on font identities that no run trained on (`make identities`; docs/iden
    scatter.png (D = 2, first seed: test features of --scatter-identities training fonts and
    their centers, one panel per lambda).
 
+--fonts-2d N trains the D = 2 runs (the picture) on N of the training fonts, spread over the
+sorted list, and verifies them on the same held-out fonts as the others (default: all fonts).
+
     python scripts/experiments/identities_experiment.py --quick     # minutes
     python scripts/experiments/identities_experiment.py             # the default grid
 
@@ -58,6 +61,8 @@ def main():
                    help="extra `centerloss train` options (fonts: no mirror images; 32x32 for time)")
     p.add_argument("--generator-args", default="", help="extra make_font_identities.py options, "
                    "e.g. '--size 100x100' (used only when the data set is written)")
+    p.add_argument("--fonts-2d", type=int, default=0, help="training fonts of the D = 2 runs, "
+                   "spread over the sorted list (0: all)")
     p.add_argument("--scatter-identities", type=int, default=30, help="fonts in scatter.png")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/identities_")
@@ -77,6 +82,8 @@ def main():
            "--dims", a.dims or dims, "--lambdas", a.lambdas or lambdas, "--seeds", a.seeds or seeds,
            "--epochs", str(a.epochs or epochs), "--lr-step", str(a.lr_step if a.lr_step is not None else lr_step),
            "--arch", a.arch, "--threads", str(a.threads), "--train-args", a.train_args]
+    if a.fonts_2d > 0:
+        cmd += ["--dim-train-args", "2:--classes " + spread_classes(os.path.join(data, "train"), a.fonts_2d)]
     prefix = a.figures + ("quick_" if a.quick else "") if a.figures else ""
     if prefix:  # the quick grid's figures never replace the default grid's
         cmd += ["--figures", prefix]
@@ -84,6 +91,15 @@ def main():
     if rc == 0 and plot_scatter(out, a.scatter_identities, os.path.join(out, "scatter.png")) and prefix:
         shutil.copyfile(os.path.join(out, "scatter.png"), prefix + "scatter.png")
     sys.exit(rc)
+
+
+def spread_classes(train_dir, count):
+    """`count` class ids spread evenly over the sorted class folders of train_dir (the trainer's
+    class ids: folders in bytewise order), as a --classes list."""
+    total = len([d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d))])
+    if count >= total:
+        return ",".join(str(i) for i in range(total))
+    return ",".join(str(i * total // count) for i in range(count))
 
 
 def plot_scatter(out, identities, path):
@@ -103,8 +119,9 @@ def plot_scatter(out, identities, path):
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.2), dpi=120, squeeze=False)
     for ax, (lam, features) in zip(axes[0], runs):
         data = load_features(features)
-        keep = np.isin(data["labels"], np.arange(identities))
-        chosen = np.isin(data["classes"], np.arange(identities))
+        shown = data["classes"][:identities]  # the run's first trained identities
+        keep = np.isin(data["labels"], shown)
+        chosen = np.isin(data["classes"], shown)
         data = {"features": data["features"][keep], "labels": data["labels"][keep],
                 "centers": data["centers"][chosen], "classes": data["classes"][chosen]}
         draw_scatter(ax, data, marker_size=4)

@@ -39,7 +39,7 @@ DIVERGED_EXIT = 3  # `centerloss train` exit code for a non-finite loss (trainer
 # Options that shape every run's results: a continued experiment must keep them. (The grid,
 # --dims/--lambdas/--seeds, may grow; --cli, --threads and --figures may change.)
 RESULT_OPTIONS = ("holdout", "epochs", "arch", "lr_step", "train_limit", "alpha", "train_args",
-                  "openset_args", "data", "test_data", "openset_data", "pairs")
+                  "dim_train_args", "openset_args", "data", "test_data", "openset_data", "pairs")
 # What the driver writes into --out besides the run folders.
 OUTPUT_FILES = ("experiment.json", "table.md", "roc.png", "lambda.png", "curves.png")
 
@@ -50,6 +50,18 @@ def floats(text):
 
 def ints(text):
     return [int(x) for x in text.split(",") if x]
+
+
+def dim_train_args(entries):
+    """--dim-train-args D:OPTIONS entries as {D: [options]}."""
+    by_dim = {}
+    for entry in entries or []:
+        dim, sep, options = entry.partition(":")
+        if not sep or not dim.strip().isdigit():
+            raise ValueError("--dim-train-args takes D:OPTIONS, e.g. '2:--classes 0,1,2', got %r"
+                             % entry)
+        by_dim.setdefault(int(dim), []).extend(options.split())
+    return by_dim
 
 
 def run_name(dim, lam, seed):
@@ -209,6 +221,9 @@ def main():
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-args", default="", help="extra `centerloss train` options, quoted")
+    p.add_argument("--dim-train-args", action="append", metavar="D:OPTIONS",
+                   help="extra `centerloss train` options for the runs of feature dimension D "
+                   "only, e.g. '2:--classes 0,8,16' (repeatable)")
     p.add_argument("--openset-args", default="", help="extra `centerloss openset` options, quoted")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/openset_")
@@ -222,6 +237,10 @@ def main():
 
     if bool(a.pairs) != bool(a.openset_data):
         p.error("--pairs and --openset-data go together (image folders)")
+    try:
+        extra_by_dim = dim_train_args(a.dim_train_args)
+    except ValueError as e:
+        p.error(str(e))
     if not os.access(a.cli, os.X_OK):
         sys.exit("no executable %s: build first (make build)" % a.cli)
     os.makedirs(a.out, exist_ok=True)
@@ -262,7 +281,7 @@ def main():
                      "--arch", a.arch, "--feature-dim", str(dim), "--lambda", repr(lam),
                      "--alpha", repr(a.alpha), "--seed", str(seed), "--epochs", str(a.epochs),
                      "--threads", str(a.threads), "--lr-step", str(a.lr_step),
-                     "--no-progress"] + data + a.train_args.split()
+                     "--no-progress"] + data + a.train_args.split() + extra_by_dim.get(dim, [])
             rc = run(train, log)
             if rc == DIVERGED_EXIT:
                 tqdm.write("%s diverged (non-finite loss): recorded in %s/diverged.json; going on"

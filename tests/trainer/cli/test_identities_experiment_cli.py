@@ -100,3 +100,42 @@ def test_projector_export_of_the_heldout_fonts(experiment):
     assert list(embedding.sprite.single_image_dim) == [32, 32]
     again = subprocess.run(export, capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "already" in again.stderr  # an export is never overwritten
+
+
+def test_d2_runs_train_on_fonts_spread_over_the_list_and_draw_the_scatter(experiment, tmp_path):
+    data, _, _ = experiment
+    out = tmp_path / "d2"
+    cmd = [sys.executable, DRIVER, "--cli", CLI, "--out", str(out), "--data", str(data),
+           "--dims", "2,3", "--lambdas", "0.1", "--seeds", "1", "--epochs", "1", "--fonts-2d", "5",
+           "--threads", "2", "--train-args", "--lr 0.05 --batch-size 16 --no-flip --loader-threads 0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    training = sorted(os.listdir(data / "train"))
+    spread = [i * len(training) // 5 for i in range(5)]
+    assert len(training) == 20 and spread == [0, 4, 8, 12, 16]
+    d2 = json.loads((out / "D2_lambda0.1_seed1" / "config.json").read_text())
+    assert d2["classes"] == spread and d2["class_names"] == training
+    assert json.loads((out / "D3_lambda0.1_seed1" / "config.json").read_text())["classes"] == \
+        list(range(len(training)))  # only D = 2 runs get the subset
+    report = json.loads((out / "D2_lambda0.1_seed1" / "openset.json").read_text())
+    assert report["open_set"]["verification"]["genuine"] == 20  # the same held-out pairs
+    assert (out / "scatter.png").stat().st_size > 10_000
+
+
+def test_dim_train_args_are_checked_and_part_of_the_stored_options(experiment, tmp_path):
+    data, _, _ = experiment
+    driver = os.path.join(SCRIPTS, "experiments", "openset_experiment.py")
+    base = [sys.executable, driver, "--cli", CLI, "--out", str(tmp_path / "x"),
+            "--data", str(data / "train"), "--openset-data", str(data / "heldout"),
+            "--pairs", str(data / "pairs.txt"), "--dims", "2", "--lambdas", "0", "--seeds", "1",
+            "--epochs", "1", "--train-args", "--batch-size 16 --no-flip --loader-threads 0"]
+    bad = subprocess.run(base + ["--dim-train-args", "two:--classes 0,1"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "--dim-train-args takes D:OPTIONS" in bad.stderr, bad.stderr
+    first = subprocess.run(base + ["--dim-train-args", "2:--classes 0,1"], capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert json.loads((tmp_path / "x" / "D2_lambda0_seed1" / "config.json").read_text())["classes"] == [0, 1]
+    other = subprocess.run(base + ["--resume", "--dim-train-args", "2:--classes 0,2"],
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0 and "--dim-train-args" in other.stderr, other.stderr
