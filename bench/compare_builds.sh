@@ -11,7 +11,7 @@ for round in $(seq "$rounds"); do
   for side in first second; do
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "${!side}" --benchmark_filter="$filter" \
       --benchmark_repetitions=3 --benchmark_out="$out/${side}_$round.json" \
-      --benchmark_out_format=json > /dev/null
+      --benchmark_out_format=json > /dev/null 2> "$out/log" || { cat "$out/log"; exit 1; }
   done
 done
 python3 - "$out" <<'PY'
