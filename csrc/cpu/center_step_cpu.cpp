@@ -136,7 +136,7 @@ void forward_step_typed(const at::Tensor& features, const int64_t* y, const cpu:
         const int64_t last = groups.group_start[g + 1];
         const int64_t* rows = groups.order.data() + first;
         for (int64_t r = 0; r < last - first; ++r) {
-          forward_row<static_cast<int>(kDim), feat_t, center_t, fwd_acc_t, /*kOutOfLine=*/true>(
+          forward_row<static_cast<int>(kDim), feat_t, center_t, fwd_acc_t>(
               x, y, c, dim, rho, scale, loss, basis, rows[r]);
         }
         center_t* cj = center_of(g);

@@ -77,31 +77,23 @@ C10_ALWAYS_INLINE void finish_row(const typename Io<feat_t>::raw* xi, const cent
   }
 }
 
-// Row i of the forward for any D.
+// Row i of the forward for any D, as a call: inlined into the row loops of either pass, those
+// ran slower at D >= 128 (bench/compare_builds.sh on BM_Kernels; CHANGELOG.md).
 template <typename feat_t, typename center_t, typename acc_t>
-C10_ALWAYS_INLINE void forward_row_any_dim(const typename Io<feat_t>::raw* x, const int64_t* y,
-                                           const center_t* c, int64_t dim, acc_t rho, acc_t scale,
-                                           acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
+C10_NOINLINE void forward_row_any_dim(const typename Io<feat_t>::raw* x, const int64_t* y,
+                                      const center_t* c, int64_t dim, acc_t rho, acc_t scale,
+                                      acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
   const typename Io<feat_t>::raw* xi = x + i * dim;
   const center_t* ci = c + y[i] * dim;
   const acc_t sq = squared_distance<feat_t, center_t, acc_t>(xi, ci, dim);
   finish_row<feat_t, center_t, acc_t>(xi, ci, dim, sq, rho, scale, loss, basis + i * dim, i);
 }
 
-// The same out of line, for the row loops of both passes: inlined into them, they ran slower at
-// D >= 128 (bench_op_cpu BM_Kernels; docs/benchmarks.md, "Before and after ...").
-template <typename feat_t, typename center_t, typename acc_t>
-C10_NOINLINE void forward_row_out_of_line(const typename Io<feat_t>::raw* x, const int64_t* y,
-                                          const center_t* c, int64_t dim, acc_t rho, acc_t scale,
-                                          acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
-  forward_row_any_dim<feat_t, center_t, acc_t>(x, y, c, dim, rho, scale, loss, basis, i);
-}
-
 // Row i of the forward. kDim > 0: D known at compile time (D <= kLanes), so the row is fully
 // unrolled; its squared distance is the plain sum in column order, which is what
 // squared_distance gives for D <= kLanes (each lane holds one term, the others add +0), so the
-// result is bitwise the same as the general path. kOutOfLine: the general path as a call.
-template <int kDim, typename feat_t, typename center_t, typename acc_t, bool kOutOfLine = false>
+// result is bitwise the same as the general path (kDim = 0, a call).
+template <int kDim, typename feat_t, typename center_t, typename acc_t>
 C10_ALWAYS_INLINE void forward_row(const typename Io<feat_t>::raw* x, const int64_t* y,
                                    const center_t* c, int64_t runtime_dim, acc_t rho, acc_t scale,
                                    acc_t* loss, typename Io<feat_t>::raw* basis, int64_t i) {
@@ -115,8 +107,6 @@ C10_ALWAYS_INLINE void forward_row(const typename Io<feat_t>::raw* x, const int6
       sq += d * d;
     }
     finish_row<feat_t, center_t, acc_t>(xi, ci, kDim, sq, rho, scale, loss, basis + i * kDim, i);
-  } else if constexpr (kOutOfLine) {
-    forward_row_out_of_line<feat_t, center_t, acc_t>(x, y, c, runtime_dim, rho, scale, loss, basis, i);
   } else {
     forward_row_any_dim<feat_t, center_t, acc_t>(x, y, c, runtime_dim, rho, scale, loss, basis, i);
   }
@@ -131,8 +121,7 @@ void forward_rows(const typename Io<feat_t>::raw* x, const int64_t* y, const cen
   const int64_t ahead = rows_ahead<center_t>(dim);
   for (int64_t i = begin; i < end; ++i) {
     if (i + ahead < end) prefetch_span(c + y[i + ahead] * dim, dim);
-    forward_row<kDim, feat_t, center_t, acc_t, /*kOutOfLine=*/true>(x, y, c, dim, rho, scale, loss,
-                                                                   basis, i);
+    forward_row<kDim, feat_t, center_t, acc_t>(x, y, c, dim, rho, scale, loss, basis, i);
   }
 }
 
