@@ -18,6 +18,9 @@ already taken (one font in several formats) and redraws of another installed fam
 family group stay on one side of the train / held-out split.
 
 usage: make_font_identities.py OUT [--heldout 80] [--per-class 40] [--size 64x64] [--seed 0]
+--train-identities N keeps N training fonts (spread over the sorted list) and the same held-out
+side and pairs.txt: with a larger --per-class, the data set of the D = 2 runs of
+experiments/identities_experiment.py.
 Deterministic for a given --seed and set of fonts (each identity has its own random stream,
 so --workers does not change the output). OUT must not exist: it is written as OUT.partial
 and renamed when complete.
@@ -243,6 +246,8 @@ def main():
                    "default /usr/share/fonts)")
     p.add_argument("--heldout", type=int, default=80, help="held-out identities (about: whole families)")
     p.add_argument("--max-identities", type=int, default=0, help="use N identities (0: every usable font)")
+    p.add_argument("--train-identities", type=int, default=0, help="keep N of the training identities, "
+                   "spread over their sorted list (0: all); the held-out side and pairs.txt are unchanged")
     p.add_argument("--per-class", type=int, default=60, help="training images per identity")
     p.add_argument("--test-per-class", type=int, default=10, help="closed-set test images per identity")
     p.add_argument("--heldout-per-class", type=int, default=20)
@@ -253,6 +258,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes drawing images")
     a = p.parse_args()
+    if a.train_identities < 0:
+        p.error("--train-identities must be at least 0")
     for arg in ("per_class", "test_per_class", "sets", "pairs_per_set", "workers"):
         if getattr(a, arg) < 1:
             p.error(f"--{arg.replace('_', '-')} must be at least 1")
@@ -273,6 +280,8 @@ def main():
     held = split_groups(identities, a.heldout, rng)
     train_ids = [i for i in identities if i["name"] not in held]
     held_ids = [i for i in identities if i["name"] in held]
+    if 0 < a.train_identities < len(train_ids):  # draws nothing from rng: the rest stays the same
+        train_ids = [train_ids[k * len(train_ids) // a.train_identities] for k in range(a.train_identities)]
     if len(held_ids) < a.sets or not train_ids:
         p.error(f"{len(identities)} usable fonts give {len(train_ids)} training and {len(held_ids)} "
                 f"held-out identities: need at least 1 and --sets {a.sets}")
@@ -301,7 +310,7 @@ def main():
     manifest = {"args": {k: v for k, v in vars(a).items() if k not in ("workers", "out")},
                 "alphabet": ALPHABET, "pairs_per_set": pairs_per_set,
                 "identities": [dict(i, side="heldout" if i["name"] in held else "train")
-                               for i in identities],
+                               for i in identities if i["name"] in held or i in train_ids],
                 "skipped": skipped}
     with open(os.path.join(partial, "fonts.json"), "w") as f:
         json.dump(manifest, f, indent=1)

@@ -11,8 +11,11 @@ verified on font identities that no run trained on (`make identities`; docs/iden
    scatter.png (D = 2, first seed: test features of --scatter-identities training fonts and
    their centers, one panel per lambda).
 
---fonts-2d N trains the D = 2 runs (the picture) on N of the training fonts, spread over the
-sorted list, and verifies them on the same held-out fonts as the others (default: all fonts).
+The D = 2 runs (the picture) train on --fonts-2d of the training fonts (default 10, spread over
+the sorted list) with --per-font-2d images each (default 600), their own data set written beside
+the main one with the same generator options (so the same held-out fonts and pairs), on their
+own schedule: two dimensions need many images per identity and more epochs to converge.
+--fonts-2d 0 trains them like the others, on every font.
 
     python scripts/experiments/identities_experiment.py --quick     # minutes
     python scripts/experiments/identities_experiment.py             # the default grid
@@ -35,10 +38,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "plots"))
 from common import draw_scatter, load_features, plt  # noqa: E402  (the trainer's scatter look)
 
-# (dims, lambdas, seeds, epochs, lr step)
 GRIDS = {
-    "default": ("2,128", "0,0.003,0.01,0.03", "1,2,3", 24, 12),
-    "quick": ("2,128", "0,0.01", "1", 6, 5),
+    "default": dict(dims="2,128", lambdas="0,0.003,0.01,0.03", seeds="1,2,3", epochs=24, lr_step=12,
+                    epochs_2d=40, lr_step_2d=30),
+    "quick": dict(dims="2,128", lambdas="0,0.01", seeds="1", epochs=6, lr_step=5,
+                  epochs_2d=8, lr_step_2d=6),
 }
 
 
@@ -61,13 +65,19 @@ def main():
                    help="extra `centerloss train` options (fonts: no mirror images; 32x32 for time)")
     p.add_argument("--generator-args", default="", help="extra make_font_identities.py options, "
                    "e.g. '--size 100x100' (used only when the data set is written)")
-    p.add_argument("--fonts-2d", type=int, default=0, help="training fonts of the D = 2 runs, "
-                   "spread over the sorted list (0: all)")
+    p.add_argument("--fonts-2d", type=int, default=10, help="training fonts of the D = 2 runs, "
+                   "spread over the sorted list (0: all, on the main data set and schedule)")
+    p.add_argument("--per-font-2d", type=int, default=600, help="training images per font of the "
+                   "D = 2 runs (a tenth as many closed-set test images)")
+    p.add_argument("--epochs-2d", type=int, help="epochs of the D = 2 runs (default: the grid's)")
+    p.add_argument("--lr-step-2d", type=int, help="their lr x0.1 every N epochs (default: the grid's)")
+    p.add_argument("--train-args-2d", default="--lr 0.02", help="options of the D = 2 runs that "
+                   "replace or add to --train-args (a higher lr diverges in two dimensions)")
     p.add_argument("--scatter-identities", type=int, default=30, help="fonts in scatter.png")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/identities_")
     a = p.parse_args()
-    dims, lambdas, seeds, epochs, lr_step = GRIDS["quick" if a.quick else "default"]
+    grid = GRIDS["quick" if a.quick else "default"]
     out = a.out or os.path.join("runs", "identities-quick" if a.quick else "identities")
     data = a.data or os.path.join(out, "data")
 
@@ -79,11 +89,16 @@ def main():
            "--resume", "auto",
            "--data", os.path.join(data, "train"), "--test-data", os.path.join(data, "test"),
            "--openset-data", os.path.join(data, "heldout"), "--pairs", os.path.join(data, "pairs.txt"),
-           "--dims", a.dims or dims, "--lambdas", a.lambdas or lambdas, "--seeds", a.seeds or seeds,
-           "--epochs", str(a.epochs or epochs), "--lr-step", str(a.lr_step if a.lr_step is not None else lr_step),
+           "--dims", a.dims or grid["dims"], "--lambdas", a.lambdas or grid["lambdas"],
+           "--seeds", a.seeds or grid["seeds"], "--epochs", str(a.epochs or grid["epochs"]),
+           "--lr-step", str(default(a.lr_step, grid["lr_step"])),
            "--arch", a.arch, "--threads", str(a.threads), "--train-args", a.train_args]
-    if a.fonts_2d > 0:
-        cmd += ["--dim-train-args", "2:--classes " + spread_classes(os.path.join(data, "train"), a.fonts_2d)]
+    if a.fonts_2d > 0 and 2 in [int(d) for d in (a.dims or grid["dims"]).split(",") if d]:
+        data_2d = write_data_2d(data, a.fonts_2d, a.per_font_2d)
+        cmd += ["--dim-train-args", "2:--data %s --test-data %s --epochs %d --lr-step %d %s" % (
+            os.path.join(data_2d, "train"), os.path.join(data_2d, "test"),
+            default(a.epochs_2d, grid["epochs_2d"]), default(a.lr_step_2d, grid["lr_step_2d"]),
+            a.train_args_2d)]
     prefix = a.figures + ("quick_" if a.quick else "") if a.figures else ""
     if prefix:  # the quick grid's figures never replace the default grid's
         cmd += ["--figures", prefix]
@@ -93,13 +108,26 @@ def main():
     sys.exit(rc)
 
 
-def spread_classes(train_dir, count):
-    """`count` class ids spread evenly over the sorted class folders of train_dir (the trainer's
-    class ids: folders in bytewise order), as a --classes list."""
-    total = len([d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d))])
-    if count >= total:
-        return ",".join(str(i) for i in range(total))
-    return ",".join(str(i * total // count) for i in range(count))
+def default(value, fallback):
+    return fallback if value is None else value
+
+
+def write_data_2d(data, fonts, per_font):
+    """The D = 2 runs' data set, DATA-2d-<fonts>x<per_font> beside DATA (written once): the
+    generator options of DATA (its fonts.json), with `fonts` training fonts spread over the sorted
+    list and `per_font` images each; the held-out side and pairs.txt are those of DATA."""
+    out = "%s-2d-%dx%d" % (data.rstrip("/"), fonts, per_font)
+    if not os.path.exists(os.path.join(out, "pairs.txt")):
+        with open(os.path.join(data, "fonts.json")) as f:
+            args = json.load(f)["args"]
+        args.update(train_identities=fonts, per_class=per_font, test_per_class=max(1, per_font // 10))
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "make_font_identities.py"), out]
+        for key, value in sorted(args.items()):
+            for v in (value if isinstance(value, list) else [value]):
+                if v is not None:
+                    cmd += ["--" + key.replace("_", "-"), str(v)]
+        subprocess.check_call(cmd)
+    return out
 
 
 def plot_scatter(out, identities, path):
@@ -126,7 +154,7 @@ def plot_scatter(out, identities, path):
                 "centers": data["centers"][chosen], "classes": data["classes"][chosen]}
         draw_scatter(ax, data, marker_size=4)
         ax.set_title("%s, %d fonts, seed %d" % ("softmax" if lam == 0 else "lambda %g" % lam,
-                                                identities, first), fontsize=9)
+                                                len(shown), first), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

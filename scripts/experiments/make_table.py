@@ -109,15 +109,25 @@ def mean_std(values):
     return v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0)
 
 
+def trained_text(runs):
+    """The training classes, per feature dimension when the dimensions trained on different ones
+    (identities_experiment.py's D = 2 runs have their own fonts)."""
+    by_dim = {}
+    for r in sorted(runs, key=lambda r: r["dim"]):
+        by_dim.setdefault(r["dim"], classes_text(r["metrics"]["config"]["classes"]))
+    if len(set(by_dim.values())) == 1:
+        return next(iter(by_dim.values()))
+    return "; ".join("D = %d: %s" % item for item in by_dim.items())
+
+
 def table(groups, runs):
     m0 = runs[0]["metrics"]
-    c0 = m0["config"]
     v0 = m0["open_set"]["verification"]
     lines = [
         "Held-out classes %s (trained on %s), %d pairs (%d genuine / %d impostor, %d folds) "
         "from %s, %s similarity%s; rank-1 with %d gallery sample(s) per class; "
         "mean +- std over seeds (n per row); minutes: training + evaluation per run." % (
-            classes_text(m0["open_set"]["classes"]), classes_text(c0["classes"]),
+            classes_text(m0["open_set"]["classes"]), trained_text(runs),
             v0["pairs"], v0["genuine"], v0["impostors"], v0["folds"],
             m0["open_set"].get("pairs_source", "sampled") if m0["open_set"].get("pairs_source", "sampled")
             != "sampled" else "the %s split" % m0["split"],

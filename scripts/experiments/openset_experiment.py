@@ -64,6 +64,21 @@ def dim_train_args(entries):
     return by_dim
 
 
+def with_overrides(command, extra):
+    """`command` + `extra`, where an option of `extra` replaces the same option (and its value)
+    of `command`: CLI11 refuses an option given twice."""
+    given = {t for t in extra if t.startswith("--")}
+    kept, skip = [], False
+    for i, token in enumerate(command):
+        if skip:
+            skip = False
+        elif token in given:
+            skip = i + 1 < len(command) and not command[i + 1].startswith("--")
+        else:
+            kept.append(token)
+    return kept + extra
+
+
 def run_name(dim, lam, seed):
     return "D%d_lambda%g_seed%d" % (dim, lam, seed)
 
@@ -223,7 +238,8 @@ def main():
     p.add_argument("--train-args", default="", help="extra `centerloss train` options, quoted")
     p.add_argument("--dim-train-args", action="append", metavar="D:OPTIONS",
                    help="extra `centerloss train` options for the runs of feature dimension D "
-                   "only, e.g. '2:--classes 0,8,16' (repeatable)")
+                   "only, e.g. '2:--classes 0,8,16' (repeatable); they replace the same options "
+                   "of the others, e.g. '2:--epochs 30 --data DIR'")
     p.add_argument("--openset-args", default="", help="extra `centerloss openset` options, quoted")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/openset_")
@@ -281,7 +297,8 @@ def main():
                      "--arch", a.arch, "--feature-dim", str(dim), "--lambda", repr(lam),
                      "--alpha", repr(a.alpha), "--seed", str(seed), "--epochs", str(a.epochs),
                      "--threads", str(a.threads), "--lr-step", str(a.lr_step),
-                     "--no-progress"] + data + a.train_args.split() + extra_by_dim.get(dim, [])
+                     "--no-progress"] + data + a.train_args.split()
+            train = with_overrides(train, extra_by_dim.get(dim, []))
             rc = run(train, log)
             if rc == DIVERGED_EXIT:
                 tqdm.write("%s diverged (non-finite loss): recorded in %s/diverged.json; going on"

@@ -1,7 +1,7 @@
 """scripts/make_font_identities.py: fonts as identities. The same files for a seed (and any
 --workers), no identity and no family group on both sides of the split, identity-disjoint LFW
-folds over the held-out fonts, fonts without the alphabet's glyphs left out, a finished data set
-never overwritten. Real Debian fonts (scripts/install_system_deps.sh installs them)."""
+folds over the held-out fonts, a subset of the training fonts with the same held-out side, fonts
+without the alphabet's glyphs left out, a finished data set never overwritten. Real Debian fonts (scripts/install_system_deps.sh installs them)."""
 import hashlib
 import json
 import os
@@ -98,6 +98,29 @@ def test_pairs_are_lfw_folds_of_their_own_identities(data):
     for a in range(3):
         for b in range(a + 1, 3):
             assert not fold_names[a] & fold_names[b]
+
+
+def test_train_identities_keeps_a_spread_subset_and_the_same_heldout_side(data, tmp_path):
+    # identities_experiment.py's D = 2 data set: fewer training fonts, more images each, the
+    # very same held-out images and pairs as the full data set of the same seed.
+    out = tmp_path / "subset"
+    result = generate(out, "--seed", "7", "--train-identities", "5", "--per-class", "6")
+    assert result.returncode == 0, result.stderr
+    training = sorted(os.listdir(data / "train"))
+    spread = [training[k * len(training) // 5] for k in range(5)]
+    assert sorted(os.listdir(out / "train")) == spread == sorted(os.listdir(out / "test"))
+    for name in spread:
+        assert len(os.listdir(out / "train" / name)) == 6
+        # each identity's own random stream: its first images are the full data set's
+        first = [f"{name}_{n:04d}.jpg" for n in (1, 2, 3)]
+        assert [tree_hash(out / "train" / name)[f] for f in first] == \
+            [tree_hash(data / "train" / name)[f] for f in first]
+    full, subset = tree_hash(data), tree_hash(out)
+    heldout = {k for k in full if k.startswith("heldout" + os.sep) or k == "pairs.txt"}
+    assert heldout and {k: subset.get(k) for k in heldout} == {k: full[k] for k in heldout}
+    sides = {i["name"]: i["side"] for i in json.loads((out / "fonts.json").read_text())["identities"]}
+    assert sorted(n for n, s in sides.items() if s == "train") == spread
+    assert generate(tmp_path / "bad", "--train-identities", "-1").returncode == 2
 
 
 def test_pairs_are_as_many_as_the_data_allows(tmp_path):

@@ -5,6 +5,7 @@ second call that finds every run done, and the held-out features for TensorBoard
 import json
 import math
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -102,23 +103,36 @@ def test_projector_export_of_the_heldout_fonts(experiment):
     assert again.returncode != 0 and "already" in again.stderr  # an export is never overwritten
 
 
-def test_d2_runs_train_on_fonts_spread_over_the_list_and_draw_the_scatter(experiment, tmp_path):
+def test_d2_runs_train_on_their_own_fonts_and_schedule_and_draw_the_scatter(experiment, tmp_path):
     data, _, _ = experiment
     out = tmp_path / "d2"
     cmd = [sys.executable, DRIVER, "--cli", CLI, "--out", str(out), "--data", str(data),
            "--dims", "2,3", "--lambdas", "0.1", "--seeds", "1", "--epochs", "1", "--fonts-2d", "5",
+           "--per-font-2d", "12", "--epochs-2d", "2", "--lr-step-2d", "1", "--train-args-2d", "--lr 0.03",
            "--threads", "2", "--train-args", "--lr 0.05 --batch-size 16 --no-flip --loader-threads 0"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     training = sorted(os.listdir(data / "train"))
-    spread = [i * len(training) // 5 for i in range(5)]
-    assert len(training) == 20 and spread == [0, 4, 8, 12, 16]
+    spread = [training[i * len(training) // 5] for i in range(5)]
+    assert len(training) == 20
+    data_2d = str(data) + "-2d-5x12"  # written beside the data set, with its generator options
+    assert sorted(os.listdir(os.path.join(data_2d, "train"))) == spread
+    assert all(len(os.listdir(os.path.join(data_2d, "train", f))) == 12 for f in spread)
+    assert all(len(os.listdir(os.path.join(data_2d, "test", f))) == 1 for f in spread)
     d2 = json.loads((out / "D2_lambda0.1_seed1" / "config.json").read_text())
-    assert d2["classes"] == spread and d2["class_names"] == training
-    assert json.loads((out / "D3_lambda0.1_seed1" / "config.json").read_text())["classes"] == \
-        list(range(len(training)))  # only D = 2 runs get the subset
-    report = json.loads((out / "D2_lambda0.1_seed1" / "openset.json").read_text())
-    assert report["open_set"]["verification"]["genuine"] == 20  # the same held-out pairs
+    assert d2["class_names"] == spread and d2["data_dir"] == os.path.join(data_2d, "train")
+    assert (d2["epochs"], d2["lr_step"], d2["lr"], d2["batch_size"]) == (2, 1, 0.03, 16)
+    d3 = json.loads((out / "D3_lambda0.1_seed1" / "config.json").read_text())
+    assert d3["class_names"] == training and (d3["epochs"], d3["lr"]) == (1, 0.05)  # only D = 2
+    assert (pathlib.Path(data_2d) / "pairs.txt").read_text() == (data / "pairs.txt").read_text()
+    heldout = sorted(os.listdir(data / "heldout"))
+    for name, trained in (("D2_lambda0.1_seed1", spread), ("D3_lambda0.1_seed1", training)):
+        report = json.loads((out / name / "openset.json").read_text())  # the same held-out pairs
+        assert report["class_names"][:len(trained)] == trained
+        assert sorted(report["class_names"][len(trained):]) == heldout
+        assert report["open_set"]["verification"]["genuine"] == 20
+    trained_on = "D = 2: 0,1,2,3,4; D = 3: %s)" % ",".join(map(str, range(20)))
+    assert trained_on in (out / "table.md").read_text()
     assert (out / "scatter.png").stat().st_size > 10_000
 
 
