@@ -118,7 +118,11 @@ def write_data_2d(data, fonts, per_font):
     list and `per_font` images each; the held-out side and pairs.txt are those of DATA."""
     out = "%s-2d-%dx%d" % (data.rstrip("/"), fonts, per_font)
     if not os.path.exists(os.path.join(out, "pairs.txt")):
-        with open(os.path.join(data, "fonts.json")) as f:
+        manifest = os.path.join(data, "fonts.json")
+        if not os.path.exists(manifest):
+            sys.exit("%s has no fonts.json (not written by make_font_identities.py): the D = 2 runs' "
+                     "data set copies its options; give --fonts-2d 0 to train them on %s" % (data, data))
+        with open(manifest) as f:
             args = json.load(f)["args"]
         args.update(train_identities=fonts, per_class=per_font, test_per_class=max(1, per_font // 10))
         cmd = [sys.executable, os.path.join(ROOT, "scripts", "make_font_identities.py"), out]

@@ -153,3 +153,16 @@ def test_dim_train_args_are_checked_and_part_of_the_stored_options(experiment, t
     other = subprocess.run(base + ["--resume", "--dim-train-args", "2:--classes 0,2"],
                            capture_output=True, text=True, timeout=60)
     assert other.returncode != 0 and "--dim-train-args" in other.stderr, other.stderr
+
+
+def test_d2_data_set_needs_the_generators_manifest(tmp_path):
+    # Image folders not written by make_font_identities.py: no options to copy for D = 2.
+    data = tmp_path / "faces"
+    for side in ("train", "test", "heldout"):
+        (data / side).mkdir(parents=True)
+    (data / "pairs.txt").write_text("1\t1\n")
+    cmd = [sys.executable, DRIVER, "--cli", CLI, "--out", str(tmp_path / "x"), "--data", str(data),
+           "--dims", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "no fonts.json" in result.stderr and "--fonts-2d 0" in result.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "faces-2d-10x600").exists()
