@@ -307,10 +307,11 @@ def main():
                     bar.update(n)
     pairs_per_set = write_pairs(os.path.join(partial, "pairs.txt"), [i["name"] for i in held_ids],
                                 a.heldout_per_class, a.sets, a.pairs_per_set, rng)
+    kept = {i["name"] for i in train_ids}
     manifest = {"args": {k: v for k, v in vars(a).items() if k not in ("workers", "out")},
                 "alphabet": ALPHABET, "pairs_per_set": pairs_per_set,
                 "identities": [dict(i, side="heldout" if i["name"] in held else "train")
-                               for i in identities if i["name"] in held or i in train_ids],
+                               for i in identities if i["name"] in held or i["name"] in kept],
                 "skipped": skipped}
     with open(os.path.join(partial, "fonts.json"), "w") as f:
         json.dump(manifest, f, indent=1)

@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "plots"))
 from common import draw_scatter, load_features, plt  # noqa: E402  (the trainer's scatter look)
+from openset_experiment import ints  # noqa: E402
 
 GRIDS = {
     "default": dict(dims="2,128", lambdas="0,0.003,0.01,0.03", seeds="1,2,3", epochs=24, lr_step=12,
@@ -93,7 +94,7 @@ def main():
            "--seeds", a.seeds or grid["seeds"], "--epochs", str(a.epochs or grid["epochs"]),
            "--lr-step", str(default(a.lr_step, grid["lr_step"])),
            "--arch", a.arch, "--threads", str(a.threads), "--train-args", a.train_args]
-    if a.fonts_2d > 0 and 2 in [int(d) for d in (a.dims or grid["dims"]).split(",") if d]:
+    if a.fonts_2d > 0 and 2 in ints(a.dims or grid["dims"]):
         data_2d = write_data_2d(data, a.fonts_2d, a.per_font_2d)
         cmd += ["--dim-train-args", "2:--data %s --test-data %s --epochs %d --lr-step %d %s" % (
             os.path.join(data_2d, "train"), os.path.join(data_2d, "test"),
@@ -115,22 +116,31 @@ def default(value, fallback):
 def write_data_2d(data, fonts, per_font):
     """The D = 2 runs' data set, DATA-2d-<fonts>x<per_font> beside DATA (written once): the
     generator options of DATA (its fonts.json), with `fonts` training fonts spread over the sorted
-    list and `per_font` images each; the held-out side and pairs.txt are those of DATA."""
+    list and `per_font` images each; the held-out side and pairs.txt are those of DATA. One
+    written from other options (DATA made again with another seed) stops the experiment: its
+    fonts may be held out in DATA now."""
     out = "%s-2d-%dx%d" % (data.rstrip("/"), fonts, per_font)
-    if not os.path.exists(os.path.join(out, "pairs.txt")):
-        manifest = os.path.join(data, "fonts.json")
-        if not os.path.exists(manifest):
-            sys.exit("%s has no fonts.json (not written by make_font_identities.py): the D = 2 runs' "
-                     "data set copies its options; give --fonts-2d 0 to train them on %s" % (data, data))
-        with open(manifest) as f:
-            args = json.load(f)["args"]
-        args.update(train_identities=fonts, per_class=per_font, test_per_class=max(1, per_font // 10))
-        cmd = [sys.executable, os.path.join(ROOT, "scripts", "make_font_identities.py"), out]
-        for key, value in sorted(args.items()):
-            for v in (value if isinstance(value, list) else [value]):
-                if v is not None:
-                    cmd += ["--" + key.replace("_", "-"), str(v)]
-        subprocess.check_call(cmd)
+    manifest = os.path.join(data, "fonts.json")
+    if not os.path.exists(manifest):
+        sys.exit("%s has no fonts.json (not written by make_font_identities.py): the D = 2 runs' "
+                 "data set copies its options; give --fonts-2d 0 to train them on %s" % (data, data))
+    with open(manifest) as f:
+        args = json.load(f)["args"]
+    args.update(train_identities=fonts, per_class=per_font, test_per_class=max(1, per_font // 10))
+    if os.path.exists(os.path.join(out, "pairs.txt")):
+        with open(os.path.join(out, "fonts.json")) as f:
+            written = json.load(f)["args"]
+        if written != args:
+            sys.exit("%s was written from other generator options than %s now has (%s): move it "
+                     "away to write it again" % (out, data, ", ".join(
+                         k for k in sorted(set(args) | set(written)) if args.get(k) != written.get(k))))
+        return out
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "make_font_identities.py"), out]
+    for key, value in sorted(args.items()):
+        for v in (value if isinstance(value, list) else [value]):
+            if v is not None:
+                cmd += ["--" + key.replace("_", "-"), str(v)]
+    subprocess.check_call(cmd)
     return out
 
 

@@ -1,7 +1,8 @@
 """scripts/make_font_identities.py: fonts as identities. The same files for a seed (and any
 --workers), no identity and no family group on both sides of the split, identity-disjoint LFW
 folds over the held-out fonts, a subset of the training fonts with the same held-out side, fonts
-without the alphabet's glyphs left out, a finished data set never overwritten. Real Debian fonts (scripts/install_system_deps.sh installs them)."""
+without the alphabet's glyphs left out, a finished data set never overwritten. Real Debian fonts
+(scripts/install_system_deps.sh installs them)."""
 import hashlib
 import json
 import os
@@ -109,13 +110,12 @@ def test_train_identities_keeps_a_spread_subset_and_the_same_heldout_side(data, 
     training = sorted(os.listdir(data / "train"))
     spread = [training[k * len(training) // 5] for k in range(5)]
     assert sorted(os.listdir(out / "train")) == spread == sorted(os.listdir(out / "test"))
+    full, subset = tree_hash(data), tree_hash(out)
     for name in spread:
         assert len(os.listdir(out / "train" / name)) == 6
         # each identity's own random stream: its first images are the full data set's
-        first = [f"{name}_{n:04d}.jpg" for n in (1, 2, 3)]
-        assert [tree_hash(out / "train" / name)[f] for f in first] == \
-            [tree_hash(data / "train" / name)[f] for f in first]
-    full, subset = tree_hash(data), tree_hash(out)
+        first = [os.path.join("train", name, f"{name}_{n:04d}.jpg") for n in (1, 2, 3)]
+        assert [subset[f] for f in first] == [full[f] for f in first]
     heldout = {k for k in full if k.startswith("heldout" + os.sep) or k == "pairs.txt"}
     assert heldout and {k: subset.get(k) for k in heldout} == {k: full[k] for k in heldout}
     sides = {i["name"]: i["side"] for i in json.loads((out / "fonts.json").read_text())["identities"]}

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -134,6 +135,22 @@ def test_d2_runs_train_on_their_own_fonts_and_schedule_and_draw_the_scatter(expe
     trained_on = "D = 2: 0,1,2,3,4; D = 3: %s)" % ",".join(map(str, range(20)))
     assert trained_on in (out / "table.md").read_text()
     assert (out / "scatter.png").stat().st_size > 10_000
+
+    # The data set made again with another seed: the 2-D set beside it is stale (its fonts may be
+    # held out now), so the experiment stops and leaves it as it is.
+    again = tmp_path / "again"
+    shutil.copytree(data, again)
+    shutil.copytree(data_2d, str(again) + "-2d-5x12")
+    manifest = json.loads((again / "fonts.json").read_text())
+    manifest["args"]["seed"] += 1
+    (again / "fonts.json").write_text(json.dumps(manifest))
+    before = (pathlib.Path(str(again) + "-2d-5x12") / "fonts.json").read_text()
+    stale = subprocess.run([sys.executable, DRIVER, "--cli", CLI, "--out", str(tmp_path / "d2-again"),
+                            "--data", str(again), "--dims", "2", "--fonts-2d", "5", "--per-font-2d", "12"],
+                           capture_output=True, text=True, timeout=60)
+    assert stale.returncode == 1 and "other generator options" in stale.stderr and "(seed)" in stale.stderr
+    assert (pathlib.Path(str(again) + "-2d-5x12") / "fonts.json").read_text() == before
+    assert not (tmp_path / "d2-again").exists()
 
 
 def test_dim_train_args_are_checked_and_part_of_the_stored_options(experiment, tmp_path):
