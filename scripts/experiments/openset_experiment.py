@@ -19,6 +19,9 @@ With --pairs the data are image folders (scripts/make_font_identities.py writes 
 train on every class of --data, report closed-set accuracy on --test-data, and are evaluated on
 the LFW pairs file over --openset-data (identities no run saw; identities_experiment.py).
 
+--also-similarity euclidean scores every finished run a second way (RUN/openset_euclidean.json,
+written once; table_openset_euclidean.md and its figures in --out), also runs finished before.
+
 Each run uses --threads (default 2) LibTorch threads: on a 2-core machine run one at a time.
 """
 import argparse
@@ -42,6 +45,9 @@ RESULT_OPTIONS = ("holdout", "epochs", "arch", "lr_step", "train_limit", "alpha"
                   "dim_train_args", "openset_args", "data", "test_data", "openset_data", "pairs")
 # What the driver writes into --out besides the run folders.
 OUTPUT_FILES = ("experiment.json", "table.md", "roc.png", "lambda.png", "curves.png")
+# ... and per --also-similarity S: make_table.py's names for the metrics file openset_S.json.
+SCORED_FILES = ("table_openset_%s.md", "roc_openset_%s.png", "lambda_openset_%s.png")
+SIMILARITIES = ("cosine", "euclidean")  # `centerloss openset --similarity`
 
 
 def floats(text):
@@ -142,11 +148,11 @@ def check(rc, cmd, log_path):
         raise RuntimeError("command failed (exit %d): %s\n%s" % (rc, " ".join(cmd), tail))
 
 
-def finished(rdir):
-    """Whether the run's openset.json is complete (it is written atomically; a run of an older
-    driver may have left a cut one)."""
+def finished(rdir, metrics="openset.json"):
+    """Whether the run's openset.json (or another scoring's metrics) is complete (it is written
+    atomically; a run of an older driver may have left a cut one)."""
     try:
-        with open(os.path.join(rdir, "openset.json")) as f:
+        with open(os.path.join(rdir, metrics)) as f:
             return "open_set" in json.load(f)
     except (OSError, ValueError):
         return False
@@ -183,7 +189,8 @@ def prepare_folder(a, grid):
     if a.overwrite:
         for name in present:
             shutil.rmtree(os.path.join(a.out, name))
-        for name in OUTPUT_FILES:
+        scored = [pattern % sim for pattern in SCORED_FILES for sim in SIMILARITIES]
+        for name in OUTPUT_FILES + tuple(scored):
             if os.path.exists(os.path.join(a.out, name)):
                 os.remove(os.path.join(a.out, name))
         return
@@ -217,6 +224,18 @@ def write_json_atomic(path, value):
     os.replace(path + ".tmp", path)
 
 
+def score(out, grid, evaluate, similarity):
+    """Writes RUN/openset_<similarity>.json for every finished run of the grid that has none:
+    the same evaluation scored another way (a finished file is kept)."""
+    name = "openset_%s.json" % similarity
+    todo = [os.path.join(out, run_name(*g)) for g in grid]
+    todo = [r for r in todo if finished(r) and not finished(r, name)]
+    for rdir in tqdm(todo, unit="run", desc="--similarity " + similarity, dynamic_ncols=True):
+        cmd = with_overrides(evaluate, ["--similarity", similarity, "--out",
+                                        os.path.join(rdir, name), "--run", rdir])
+        check(run(cmd, os.path.join(rdir, "log.txt")), cmd, os.path.join(rdir, "log.txt"))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--cli", default="build/trainer/centerloss", help="the centerloss executable")
@@ -241,6 +260,9 @@ def main():
                    "only, e.g. '2:--classes 0,8,16' (repeatable); they replace the same options "
                    "of the others, e.g. '2:--epochs 30 --data DIR'")
     p.add_argument("--openset-args", default="", help="extra `centerloss openset` options, quoted")
+    p.add_argument("--also-similarity", action="append", default=[], choices=SIMILARITIES,
+                   help="also score every finished run with this `centerloss openset "
+                   "--similarity` (RUN/openset_S.json, table_openset_S.md; repeatable)")
     p.add_argument("--figures", default="", help="also copy the figures here with this prefix, "
                    "e.g. docs/figures/openset_")
     p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"], default=None,
@@ -264,6 +286,11 @@ def main():
     grid = [(d, lam, s) for d in ints(a.dims) for lam in floats(a.lambdas) for s in ints(a.seeds)]
     prepare_folder(a, grid)
     args = {k: v for k, v in vars(a).items() if k not in ("resume", "overwrite")}
+    data = ["--data", a.data] if a.data else []
+    heldout = (["--data", a.openset_data, "--pairs", a.pairs] if a.pairs
+               else ["--holdout", a.holdout] + data)
+    evaluate = [a.cli, "openset", "--threads", str(a.threads), "--no-plot"] + heldout + \
+        a.openset_args.split()
     write_json_atomic(os.path.join(a.out, "experiment.json"),
                       {"argv": sys.argv, "args": args, "runs": [run_name(*g) for g in grid]})
     signal.signal(signal.SIGTERM, _forward_and_stop)
@@ -288,7 +315,6 @@ def main():
             os.makedirs(rdir, exist_ok=True)
             log = os.path.join(rdir, "log.txt")
             run_start = time.time()
-            data = ["--data", a.data] if a.data else []
             split = (["--test-data", a.test_data] if a.test_data else []) if a.pairs else \
                 ["--holdout", a.holdout, "--train-limit", str(a.train_limit)]
             # One command line for a new and an interrupted run: `--resume auto` continues a
@@ -306,14 +332,13 @@ def main():
                 diverged.append(name)
                 continue
             check(rc, train, log)
-            heldout = (["--data", a.openset_data, "--pairs", a.pairs] if a.pairs
-                       else ["--holdout", a.holdout] + data)
-            evaluate = [a.cli, "openset", "--run", rdir, "--threads", str(a.threads),
-                        "--no-plot"] + heldout + a.openset_args.split()
-            check(run(evaluate, log), evaluate, log)
+            scored = evaluate + ["--run", rdir]
+            check(run(scored, log), scored, log)
             with open(os.path.join(rdir, "seconds.txt"), "w") as f:  # the table's time column
                 f.write("%.1f\n" % (time.time() - run_start))
         bar.close()
+        for sim in a.also_similarity:
+            score(a.out, grid, evaluate, sim)
     except Stopped as stop:
         print("stopped; the runs keep their checkpoints: continue with --resume", file=sys.stderr)
         sys.exit(stop.code)
@@ -324,6 +349,8 @@ def main():
     if a.figures:
         table += ["--figures", a.figures]
     subprocess.check_call(table)
+    for sim in a.also_similarity:
+        subprocess.check_call(table[:3] + ["--metrics", "openset_%s.json" % sim])
 
 
 if __name__ == "__main__":
